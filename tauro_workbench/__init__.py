@@ -1,0 +1,85 @@
+"""tauro_workbench: a notebook-centric feature store.
+
+Register typed feature groups, compute virtual features with SQL, materialize them to Delta
+Lake, build point-in-time-correct training sets, serve the latest values online, and watch
+every write for drift.
+
+Heavy parts are imported on first use (PEP 562), and optional backends (pyspark, redis,
+altair, anywidget, marimo) only when asked for, so ``import tauro_workbench`` stays fast.
+The library logs through loguru and is silent until ``logger.enable("tauro_workbench")``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from loguru import logger
+
+from tauro_workbench.config import FeatureStoreConfig, FeatureStoreMode
+from tauro_workbench.dtypes import DataType
+from tauro_workbench.exceptions import (
+    ConfigurationError,
+    FeatureGroupNotFoundError,
+    FeatureMaterializationError,
+    FeatureNotFoundError,
+    FeatureRegistryError,
+    FeatureStoreException,
+    MetadataError,
+    SchemaValidationError,
+    VirtualizationQueryError,
+)
+from tauro_workbench.schema import FeatureGroupSchema, FeatureSchema, FeatureType
+
+if TYPE_CHECKING:
+    from tauro_workbench.monitoring.events import EventBus
+    from tauro_workbench.registry import FeatureStoreMetadata
+    from tauro_workbench.stores.base import BaseFeatureStore
+
+logger.disable("tauro_workbench")
+
+__version__ = "0.1.0"
+
+# name -> module that defines it, imported on first attribute access
+_LAZY: dict[str, str] = {
+    "FeatureStoreMetadata": "tauro_workbench.registry",
+    "BaseFeatureStore": "tauro_workbench.stores.base",
+    "HealthReport": "tauro_workbench.stores.base",
+    "EventBus": "tauro_workbench.monitoring.events",
+}
+
+__all__ = [
+    "BaseFeatureStore",
+    "ConfigurationError",
+    "DataType",
+    "EventBus",
+    "FeatureGroupNotFoundError",
+    "FeatureGroupSchema",
+    "FeatureMaterializationError",
+    "FeatureNotFoundError",
+    "FeatureRegistryError",
+    "FeatureSchema",
+    "FeatureStoreConfig",
+    "FeatureStoreException",
+    "FeatureStoreMetadata",
+    "FeatureStoreMode",
+    "FeatureType",
+    "HealthReport",
+    "MetadataError",
+    "SchemaValidationError",
+    "VirtualizationQueryError",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tauro_workbench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,0 +1,233 @@
+"""The exception tree of tauro_workbench.
+
+Every error the library raises on purpose is a :class:`FeatureStoreException`. Where a builtin
+fits, the error also subclasses it, so ``except KeyError`` or ``except ValueError`` keeps working::
+
+    FeatureStoreException (Exception)
+    ├── FeatureNotFoundError (KeyError)          unknown or ambiguous feature name
+    ├── FeatureGroupNotFoundError (KeyError)     unknown feature group or version
+    ├── SchemaValidationError (ValueError)       a schema or a frame breaks the schema rules
+    ├── FeatureMaterializationError              a write to the offline store failed
+    ├── VirtualizationQueryError (ValueError)    a virtual-feature SQL query is invalid or failed
+    │   └── QueryTimeoutError (TimeoutError)     a query ran past query_timeout_seconds
+    ├── MetadataError                            the registry could not be read or written
+    │   └── FeatureRegistryError                 a registration conflicts with the registry
+    │       └── LineageCycleError (ValueError)   a lineage edge would close a cycle
+    ├── OnlineStoreError                         the online store failed or is unreachable
+    ├── ConfigurationError (ValueError)          an option is unknown or has a bad value
+    ├── PointInTimeError (ValueError)            a point-in-time request is malformed
+    ├── DataSourceError (ValueError)             a data source is unknown or unreadable
+    ├── DriftDetectedError                       a write was blocked by the drift gate
+    └── MissingExtraError (ImportError)          an optional dependency is not installed
+
+Each error keeps the offending names or values in attributes (documented per class) and has a
+message that says what was wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+__all__ = [
+    "ConfigurationError",
+    "DataSourceError",
+    "DriftDetectedError",
+    "FeatureGroupNotFoundError",
+    "FeatureMaterializationError",
+    "FeatureNotFoundError",
+    "FeatureRegistryError",
+    "FeatureStoreException",
+    "LineageCycleError",
+    "MetadataError",
+    "MissingExtraError",
+    "OnlineStoreError",
+    "PointInTimeError",
+    "QueryTimeoutError",
+    "SchemaValidationError",
+    "VirtualizationQueryError",
+]
+
+
+def _listing(values: Iterable[object], limit: int = 20) -> str:
+    items = sorted({str(v) for v in values})
+    shown = ", ".join(items[:limit])
+    more = f", ... ({len(items) - limit} more)" if len(items) > limit else ""
+    return f"[{shown}{more}]" if items else "[] (none)"
+
+
+class FeatureStoreException(Exception):
+    """Root of every error raised by tauro_workbench.
+
+    Attributes:
+        hint: What to do about it, when known.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if hint is None else f"{message} Hint: {hint}")
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return self.message if self.hint is None else f"{self.message} Hint: {self.hint}"
+
+
+class FeatureNotFoundError(FeatureStoreException, KeyError):
+    """A feature name is unknown, or a bare name matches several groups.
+
+    Attributes:
+        feature: The name as requested.
+        candidates: The names that would have been valid (or the ambiguous matches).
+    """
+
+    def __init__(
+        self, feature: str, *, candidates: Iterable[str] = (), reason: str | None = None
+    ) -> None:
+        self.feature = feature
+        self.candidates = sorted(set(candidates))
+        what = reason or f"Feature {feature!r} was not found."
+        super().__init__(
+            f"{what} Candidates: {_listing(self.candidates)}.",
+            hint="Use 'group.feature' to name a feature unambiguously.",
+        )
+
+
+class FeatureGroupNotFoundError(FeatureStoreException, KeyError):
+    """A feature group (or one version of it) is not registered.
+
+    Attributes:
+        group: The requested group name.
+        version: The requested version, if any.
+        available: Registered group names (or versions of the group).
+    """
+
+    def __init__(
+        self, group: str, *, version: int | None = None, available: Iterable[object] = ()
+    ) -> None:
+        self.group = group
+        self.version = version
+        self.available = sorted({str(a) for a in available})
+        if version is None:
+            msg = f"Feature group {group!r} is not registered. Registered groups: {_listing(self.available)}."
+        else:
+            msg = (
+                f"Feature group {group!r} has no version {version}. "
+                f"Registered versions: {_listing(self.available)}."
+            )
+        super().__init__(msg, hint="Register it with register_features(schema) first.")
+
+
+class SchemaValidationError(FeatureStoreException, ValueError):
+    """A schema definition or a frame breaks the schema rules.
+
+    Attributes:
+        problems: Every problem found, one human-readable line each.
+        group: The feature group concerned, if any.
+    """
+
+    def __init__(
+        self,
+        problems: Sequence[str] | str,
+        *,
+        group: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.group = group
+        where = f" for feature group {group!r}" if group else ""
+        if len(self.problems) == 1:
+            msg = f"Schema validation failed{where}: {self.problems[0]}"
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            msg = f"Schema validation failed{where} with {len(self.problems)} problems:\n{lines}"
+        super().__init__(msg, hint=hint)
+
+
+class FeatureMaterializationError(FeatureStoreException):
+    """Writing features to the offline store failed; nothing was committed."""
+
+
+class VirtualizationQueryError(FeatureStoreException, ValueError):
+    """A virtual-feature query is invalid or failed to run.
+
+    Attributes:
+        query: The SQL text concerned, if any.
+    """
+
+    def __init__(self, message: str, *, query: str | None = None, hint: str | None = None) -> None:
+        self.query = query
+        if query is not None:
+            message = f"{message}\nQuery:\n{query.strip()}"
+        super().__init__(message, hint=hint)
+
+
+class QueryTimeoutError(VirtualizationQueryError, TimeoutError):
+    """A query ran longer than ``query_timeout_seconds`` and was cancelled."""
+
+
+class MetadataError(FeatureStoreException):
+    """The metadata registry could not be read or written."""
+
+
+class FeatureRegistryError(MetadataError):
+    """A registration conflicts with what the registry holds (e.g. a changed schema, same version)."""
+
+
+class LineageCycleError(FeatureRegistryError, ValueError):
+    """Adding a lineage edge would create a cycle.
+
+    Attributes:
+        cycle: The nodes of the cycle, first node repeated at the end.
+    """
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        self.cycle = list(cycle)
+        super().__init__(
+            "Lineage must be a DAG, but this edge closes the cycle " + " -> ".join(self.cycle) + ".",
+            hint="Remove one of the dependencies in the cycle.",
+        )
+
+
+class OnlineStoreError(FeatureStoreException):
+    """The online store failed or could not be reached (after retries)."""
+
+
+class ConfigurationError(FeatureStoreException, ValueError):
+    """A configuration option is unknown or has an invalid value."""
+
+
+class PointInTimeError(FeatureStoreException, ValueError):
+    """A point-in-time request is malformed (e.g. missing entity keys or timestamp column)."""
+
+
+class DataSourceError(FeatureStoreException, ValueError):
+    """A data source is unknown, unreadable or wrongly named."""
+
+
+class DriftDetectedError(FeatureStoreException):
+    """A write was rejected by the drift gate (``on_drift="block"``); nothing was written.
+
+    Attributes:
+        report: The :class:`~tauro_workbench.monitoring.DriftReport` that blocked the write.
+    """
+
+    def __init__(self, message: str, *, report: Any = None) -> None:
+        self.report = report
+        super().__init__(message, hint='Inspect the report, or write with on_drift="warn".')
+
+
+class MissingExtraError(FeatureStoreException, ImportError):
+    """An optional dependency is not installed.
+
+    Attributes:
+        package: The missing import.
+        extra: The pip extra that provides it.
+    """
+
+    def __init__(self, package: str, *, extra: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"This feature needs the optional package {package!r}, which is not installed.",
+            hint=f"pip install 'tauro-workbench[{extra}]'",
+        )

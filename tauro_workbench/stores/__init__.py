@@ -1,0 +1,1 @@
+"""Feature stores: the base contract and the materialized, virtualized and hybrid strategies."""
