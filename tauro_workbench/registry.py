@@ -1,11 +1,30 @@
 """The metadata registry: :class:`FeatureStoreMetadata`.
 
-A SQLite database (WAL mode) at ``<storage_path>/registry.db`` holding versioned feature-group
-schemas, lineage (a DAG), the history of data writes, events, and named documents (source
-definitions, virtual-feature SQL, sync state). Safe across threads (one connection per thread,
-an ``RLock`` honouring ``lock_timeout_seconds``) and across processes (every change is one
-``BEGIN IMMEDIATE`` transaction); transient "database is locked" errors are retried with
-exponential backoff; schema reads are cached for ``metadata_cache_ttl_seconds``.
+A SQLite database at ``<storage_path>/registry.db`` (WAL mode, so readers never wait for a
+writer) holding versioned feature-group schemas, lineage (a DAG), the history of data writes,
+events, and named JSON documents (source definitions, virtual-feature SQL, sync state).
+``FeatureStoreMetadata()`` with no arguments is a private in-memory registry.
+
+Concurrency, in layers:
+
+- threads of one process: each thread gets its own connection; writes are serialized by an
+  ``RLock`` that waits at most ``lock_timeout_seconds`` (then :class:`MetadataError`);
+- processes: every change is one ``BEGIN IMMEDIATE`` transaction, so a read-check-write such as
+  "is this schema registered?" or "would this edge close a cycle?" is atomic across processes;
+- contention: SQLite's ``busy_timeout`` makes one attempt wait for the database lock; when it
+  expires SQLite reports "database is locked" and the :class:`RetryPolicy` built from
+  ``max_retries`` / ``retry_backoff_ms`` / ``retry_backoff_multiplier`` backs off and tries
+  again. By default the busy timeout is ``lock_timeout_seconds`` split evenly over the
+  ``max_retries + 1`` attempts, so a write waits about ``lock_timeout_seconds`` (plus the
+  backoff waits) in all before failing with :class:`MetadataError`. A busy timeout as long as
+  ``lock_timeout_seconds`` would leave the retry policy nothing to do; pass ``busy_timeout_ms``
+  to choose another split (0 = every wait is a policy backoff).
+
+Reads of schemas are cached for ``metadata_cache_ttl_seconds``. A write through this object
+clears the cache at once; writes by other processes are seen when the entry expires.
+
+The file's ``PRAGMA user_version`` is the registry schema version (:data:`SCHEMA_VERSION`);
+opening upgrades older files in one transaction and refuses files written by a newer release.
 
 Example:
     >>> metadata = FeatureStoreMetadata()          # in memory, for quick use
@@ -16,15 +35,15 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any, TypeVar
 
 from loguru import logger
@@ -33,45 +52,60 @@ from tauro_workbench.config import FeatureStoreConfig
 from tauro_workbench.exceptions import (
     FeatureGroupNotFoundError,
     FeatureRegistryError,
-    LineageCycleError,
     MetadataError,
 )
+from tauro_workbench.lineage import LineageMixin, require_text
 from tauro_workbench.retry import RetryPolicy
 from tauro_workbench.schema import FeatureGroupSchema, FeatureSchema
+from tauro_workbench.sqlite_database import SQLiteDatabase
 
-__all__ = ["EventRecord", "FeatureStoreMetadata", "WriteRecord"]
+__all__ = ["SCHEMA_VERSION", "EventRecord", "FeatureStoreMetadata", "WriteRecord"]
 
 T = TypeVar("T")
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS feature_groups (
-    name TEXT NOT NULL, version INTEGER NOT NULL, schema_json TEXT NOT NULL,
-    fingerprint TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (name, version));
-CREATE TABLE IF NOT EXISTS lineage (
-    upstream TEXT NOT NULL, downstream TEXT NOT NULL, created_at TEXT NOT NULL,
-    PRIMARY KEY (upstream, downstream));
-CREATE INDEX IF NOT EXISTS lineage_downstream ON lineage (downstream);
-CREATE TABLE IF NOT EXISTS writes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, group_name TEXT NOT NULL, version INTEGER NOT NULL,
-    mode TEXT NOT NULL, rows INTEGER NOT NULL, table_version INTEGER, written_at TEXT NOT NULL,
-    details TEXT NOT NULL DEFAULT '{}');
-CREATE INDEX IF NOT EXISTS writes_group ON writes (group_name, version, id);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, group_name TEXT,
-    payload TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS events_kind ON events (kind, id);
-CREATE TABLE IF NOT EXISTS documents (
-    kind TEXT NOT NULL, name TEXT NOT NULL, payload TEXT NOT NULL, updated_at TEXT NOT NULL,
-    PRIMARY KEY (kind, name));
-"""
+#: Version of the registry's table layout, stored in ``PRAGMA user_version``.
+SCHEMA_VERSION = 1
+
+# _MIGRATIONS[v] upgrades a file from version v - 1 to v; append, never edit, a step.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "CREATE TABLE IF NOT EXISTS feature_groups (name TEXT NOT NULL, version INTEGER NOT NULL,"
+        " schema_json TEXT NOT NULL, fingerprint TEXT NOT NULL, created_at TEXT NOT NULL,"
+        " PRIMARY KEY (name, version))",
+        "CREATE TABLE IF NOT EXISTS lineage (upstream TEXT NOT NULL, downstream TEXT NOT NULL,"
+        " created_at TEXT NOT NULL, PRIMARY KEY (upstream, downstream))",
+        "CREATE INDEX IF NOT EXISTS lineage_downstream ON lineage (downstream)",
+        "CREATE TABLE IF NOT EXISTS writes (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " group_name TEXT NOT NULL, version INTEGER NOT NULL, mode TEXT NOT NULL,"
+        " rows INTEGER NOT NULL, table_version INTEGER, written_at TEXT NOT NULL,"
+        " details TEXT NOT NULL DEFAULT '{}')",
+        "CREATE INDEX IF NOT EXISTS writes_group ON writes (group_name, version, id)",
+        "CREATE INDEX IF NOT EXISTS writes_time ON writes (group_name, written_at)",
+        "CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " kind TEXT NOT NULL, group_name TEXT, payload TEXT NOT NULL, created_at TEXT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS events_kind ON events (kind, id)",
+        "CREATE TABLE IF NOT EXISTS documents (kind TEXT NOT NULL, name TEXT NOT NULL,"
+        " payload TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (kind, name))",
+    ),
+}
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
+
+
+def _to_utc(value: datetime) -> datetime:
+    """Return ``value`` in UTC; naive datetimes are taken as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _stamp(value: datetime) -> str:
+    # One fixed-width UTC format, so text order is time order (MAX / ORDER BY on the column).
+    return _to_utc(value).isoformat(timespec="microseconds")
 
 
 def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
+    return _to_utc(datetime.fromisoformat(text))
 
 
 @dataclass(frozen=True)
@@ -99,21 +133,47 @@ class EventRecord:
     created_at: datetime
 
 
-def _is_transient(err: BaseException) -> bool:
-    return isinstance(err, sqlite3.OperationalError) and (
-        "locked" in str(err).lower() or "busy" in str(err).lower()
+def _write_record(row: sqlite3.Row) -> WriteRecord:
+    return WriteRecord(
+        int(row["id"]),
+        row["group_name"],
+        int(row["version"]),
+        row["mode"],
+        int(row["rows"]),
+        row["table_version"],
+        _parse_time(row["written_at"]),
+        json.loads(row["details"]),
     )
 
 
-class FeatureStoreMetadata:
-    """The registry of feature groups, lineage, writes and events.
+class FeatureStoreMetadata(LineageMixin):
+    """The registry of feature groups, lineage, writes, events and documents.
 
     Args:
         storage_path: Folder holding ``registry.db``. None (and no config) keeps the registry
             in memory, private to this object: handy in a notebook or a test.
         config: Options (retries, cache TTL, lock timeout); its ``storage_path`` is used when
             ``storage_path`` is not given.
-        db_path: Explicit database file, overriding both.
+        db_path: Explicit database file (``":memory:"`` for memory), overriding both.
+        busy_timeout_ms: SQLite's wait for the database lock within one attempt; default
+            ``lock_timeout_seconds`` split over the ``max_retries + 1`` attempts (see the
+            module docstring).
+        retry_policy: Waits between attempts; default built from ``config``. Which errors are
+            retried is decided by :meth:`is_transient_error`.
+
+    Connections: one per thread, opened on first use. Connections of finished threads are
+    closed when a new thread opens one; :meth:`close` (or ``with``) closes them all. Use
+    the object after :meth:`close` and a :class:`MetadataError` says so. After ``fork`` a child
+    process opens fresh connections (inherited SQLite handles are never reused).
+
+    Example:
+        >>> from tauro_workbench.schema import FeatureGroupSchema, FeatureSchema
+        >>> metadata = FeatureStoreMetadata()
+        >>> _ = metadata.register_feature_group(FeatureGroupSchema(
+        ...     "users", entity_keys=["user_id"], timestamp_key=None,
+        ...     features=[FeatureSchema("age", "INT", "NUMERICAL")]))
+        >>> metadata.list_features("users")
+        ['age']
     """
 
     def __init__(
@@ -122,100 +182,101 @@ class FeatureStoreMetadata:
         *,
         config: FeatureStoreConfig | None = None,
         db_path: str | Path | None = None,
+        busy_timeout_ms: float | None = None,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         self.config = config or FeatureStoreConfig()
-        self._anchor: sqlite3.Connection | None = None
         if db_path is not None:
-            self.location: str = str(db_path)
+            location = str(db_path)
         elif storage_path is not None:
-            self.location = str(Path(storage_path) / "registry.db")
+            location = str(Path(storage_path) / "registry.db")
         elif config is not None:
-            self.location = str(config.registry_path)
+            location = str(config.registry_path)
         else:
-            self.location = f"file:tauro_registry_{uuid.uuid4().hex}?mode=memory&cache=shared"
-        self.in_memory = self.location.startswith("file:")
-        if not self.in_memory:
-            Path(self.location).parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._lock = threading.RLock()
-        self._cache: dict[tuple[str, int | None], tuple[float, FeatureGroupSchema]] = {}
-        self._retry = RetryPolicy(
-            max_retries=self.config.max_retries,
-            backoff_ms=self.config.retry_backoff_ms,
-            multiplier=self.config.retry_backoff_multiplier,
-            is_transient=_is_transient,
+            location = ":memory:"
+        if busy_timeout_ms is None:
+            busy_timeout_ms = self.config.lock_timeout_seconds * 1000 / (self.config.max_retries + 1)
+        self._reset_cache()
+        self.database = SQLiteDatabase(
+            location,
+            migrations=_MIGRATIONS,
+            lock_timeout_seconds=self.config.lock_timeout_seconds,
+            busy_timeout_ms=busy_timeout_ms,
+            retry_policy=retry_policy or RetryPolicy.from_config(self.config),
         )
-        if self.in_memory:
-            self._anchor = self._open()
-        self._run(lambda conn: conn.executescript(_DDL), what="create registry tables", write=False)
 
-    # -- connections ----------------------------------------------------------------------
-    def _open(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(
-                self.location,
-                uri=self.in_memory,
-                timeout=self.config.lock_timeout_seconds,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            conn.row_factory = sqlite3.Row
-            if not self.in_memory:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute(f"PRAGMA busy_timeout={int(self.config.lock_timeout_seconds * 1000)}")
-            conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.Error as err:
-            raise MetadataError(f"Cannot open the registry at {self.location!r}: {err}") from err
-        return conn
+    @property
+    def location(self) -> str:
+        """The database file, or ``":memory:"``."""
+        return self.database.location
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._open()
-            self._local.conn = conn
-        return conn
+    @property
+    def in_memory(self) -> bool:
+        """Whether the registry lives in memory (private to this object)."""
+        return self.database.in_memory
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        if not self._lock.acquire(timeout=self.config.lock_timeout_seconds):
-            raise MetadataError(
-                f"Timed out after {self.config.lock_timeout_seconds}s waiting for the registry lock.",
-                hint="Raise lock_timeout_seconds, or look for a thread holding the registry.",
-            )
-        try:
-            yield
-        finally:
-            self._lock.release()
+    @property
+    def busy_timeout_ms(self) -> int:
+        """SQLite's wait for the database lock within one attempt."""
+        return self.database.busy_timeout_ms
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The waits between attempts after a "database is locked" error."""
+        return self.database.retry_policy
+
+    is_transient_error = staticmethod(SQLiteDatabase.is_transient_error)
 
     def _run(self, fn: Callable[[sqlite3.Connection], T], *, what: str, write: bool = True) -> T:
-        """Run ``fn`` in one transaction (``BEGIN IMMEDIATE`` for writes), with retries."""
+        return self.database.run(fn, what=f"registry: {what}", write=write)
 
-        def attempt() -> T:
-            conn = self._conn()
-            if not write:
-                return fn(conn)
-            with self._locked():
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    result = fn(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-                return result
-
-        try:
-            return self._retry.call(attempt, what=f"registry: {what}")
-        except sqlite3.Error as err:
-            raise MetadataError(f"Registry operation '{what}' failed: {err}") from err
+    def schema_version(self) -> int:
+        """Return the registry's table layout version (``PRAGMA user_version``)."""
+        return self.database.schema_version()
 
     def close(self) -> None:
-        """Close this thread's connection (other threads' close when they end)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        """Close every connection; later calls raise :class:`MetadataError`. Idempotent.
+
+        Call it when no other thread is still using the registry.
+        """
+        self.database.close()
+
+    def __enter__(self) -> FeatureStoreMetadata:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- cache ----------------------------------------------------------------------------
+    def _reset_cache(self) -> None:
+        # Also after fork: a parent thread may have held the cache lock at that moment.
+        self._cache_pid = os.getpid()
+        self._cache_lock = threading.Lock()
+        self._cache: dict[tuple[str, int | None], tuple[float, FeatureGroupSchema]] = {}
+        self._generation = 0
+
+    def _cache_get(self, key: tuple[str, int | None]) -> tuple[int, FeatureGroupSchema | None]:
+        if os.getpid() != self._cache_pid:
+            self._reset_cache()
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] > time.monotonic():
+                return self._generation, hit[1]
+            return self._generation, None
+
+    def _cache_put(self, key: tuple[str, int | None], generation: int, schema: FeatureGroupSchema) -> None:
+        ttl = self.config.metadata_cache_ttl_seconds
+        with self._cache_lock:
+            # A write since the read began may have made `schema` stale: do not cache it.
+            if ttl > 0 and generation == self._generation:
+                self._cache[key] = (time.monotonic() + ttl, schema)
+
+    def _invalidate(self) -> None:
+        with self._cache_lock:
+            self._generation += 1
+            self._cache.clear()
 
     # -- feature groups -------------------------------------------------------------------
     def register_feature_group(self, schema: FeatureGroupSchema) -> FeatureGroupSchema:
@@ -224,8 +285,27 @@ class FeatureStoreMetadata:
         Registering an identical schema again is a no-op.
 
         Raises:
-            FeatureRegistryError: If the same name and version hold a different schema (bump
-                the version to change a schema).
+            FeatureRegistryError: If the same name and version hold a different schema; the
+                message lists what changed and names the next free version.
+
+        Example:
+            >>> metadata.register_feature_group(user_features)  # doctest: +SKIP
+        """
+        self.ensure_feature_group(schema)
+        return schema
+
+    def ensure_feature_group(self, schema: FeatureGroupSchema) -> bool:
+        """Register ``schema``; return True if this call added it, False if it was there already.
+
+        The check and the insert are one transaction, so among concurrent identical
+        registrations (threads or processes) exactly one returns True.
+
+        Raises:
+            FeatureRegistryError: If the same name and version hold a different schema.
+
+        Example:
+            >>> metadata.ensure_feature_group(user_features)  # doctest: +SKIP
+            True
         """
         fingerprint = schema.fingerprint()
 
@@ -238,48 +318,50 @@ class FeatureStoreMetadata:
                 if row["fingerprint"] == fingerprint:
                     return False
                 old = FeatureGroupSchema.from_json(row["schema_json"])
+                latest = conn.execute(
+                    "SELECT MAX(version) FROM feature_groups WHERE name=?", (schema.name,)
+                ).fetchone()[0]
                 raise FeatureRegistryError(
                     f"Feature group {schema.name!r} version {schema.version} is already registered "
                     f"with a different schema ({_describe_change(old, schema)}).",
-                    hint=f"Register the changed schema as version {self._next_version(conn, schema.name)}.",
+                    hint=f"Register the changed schema as version {int(latest) + 1}.",
                 )
             conn.execute(
                 "INSERT INTO feature_groups VALUES (?, ?, ?, ?, ?)",
-                (schema.name, schema.version, schema.to_json(), fingerprint, _now().isoformat()),
+                (schema.name, schema.version, schema.to_json(), fingerprint, _stamp(_now())),
             )
             return True
 
         created = self._run(register, what=f"register {schema.name}")
-        self._invalidate(schema.name)
         if created:
+            self._invalidate()
             logger.info("registered feature group {} v{}", schema.name, schema.version)
-        return schema
-
-    @staticmethod
-    def _next_version(conn: sqlite3.Connection, name: str) -> int:
-        row = conn.execute("SELECT MAX(version) AS v FROM feature_groups WHERE name=?", (name,)).fetchone()
-        return int(row["v"] or 0) + 1
+        return created
 
     def get_feature_group(self, name: str, version: int | None = None) -> FeatureGroupSchema:
         """Return the schema of ``name`` at ``version`` (the latest when None).
 
         Raises:
             FeatureGroupNotFoundError: Listing the registered groups, or the group's versions.
+
+        Example:
+            >>> metadata.get_feature_group("users").version  # doctest: +SKIP
+            2
         """
         found = self.find_feature_group(name, version)
         if found is None:
-            if version is not None and name in self.list_feature_groups():
-                raise FeatureGroupNotFoundError(name, version=version, available=self.list_versions(name))
+            versions = self.list_versions(name)
+            if version is not None and versions:
+                raise FeatureGroupNotFoundError(name, version=version, available=versions)
             raise FeatureGroupNotFoundError(name, available=self.list_feature_groups())
         return found
 
     def find_feature_group(self, name: str, version: int | None = None) -> FeatureGroupSchema | None:
-        """Return the schema of ``name`` at ``version`` (latest when None), or None."""
+        """Return the schema of ``name`` at ``version`` (latest when None), or None (cached)."""
         key = (name, version)
-        ttl = self.config.metadata_cache_ttl_seconds
-        cached = self._cache.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+        generation, cached = self._cache_get(key)
+        if cached is not None:
+            return cached
 
         def read(conn: sqlite3.Connection) -> sqlite3.Row | None:
             if version is None:
@@ -295,16 +377,8 @@ class FeatureStoreMetadata:
         if row is None:
             return None
         schema = FeatureGroupSchema.from_json(row["schema_json"])
-        if ttl > 0:
-            self._cache[key] = (time.monotonic() + ttl, schema)
+        self._cache_put(key, generation, schema)
         return schema
-
-    def _invalidate(self, name: str | None = None) -> None:
-        if name is None:
-            self._cache.clear()
-        else:
-            for key in [k for k in self._cache if k[0] == name]:
-                self._cache.pop(key, None)
 
     def list_feature_groups(self) -> list[str]:
         """Return the names of every registered group, sorted."""
@@ -336,14 +410,23 @@ class FeatureStoreMetadata:
         return self.get_feature_group(group_name).get_feature(feature_name)
 
     def list_features(self, group_name: str) -> list[str]:
-        """Return the feature names of the latest version of a group."""
+        """Return the feature names of the latest version of a group.
+
+        Raises:
+            FeatureGroupNotFoundError: If the group is unknown.
+        """
         return self.get_feature_group(group_name).feature_names
 
     def delete_feature_group(self, name: str, version: int | None = None) -> None:
-        """Delete one version of a group, or every version when None (writes history is kept).
+        """Delete one version of a group, or every version when None.
+
+        Write history, events and lineage edges are kept: they describe what happened.
 
         Raises:
             FeatureGroupNotFoundError: If nothing matched.
+
+        Example:
+            >>> metadata.delete_feature_group("users", version=1)  # doctest: +SKIP
         """
 
         def delete(conn: sqlite3.Connection) -> int:
@@ -354,92 +437,15 @@ class FeatureStoreMetadata:
             ).rowcount
 
         deleted = self._run(delete, what=f"delete {name}")
-        self._invalidate(name)
+        self._invalidate()
         if not deleted:
-            raise FeatureGroupNotFoundError(name, version=version, available=self.list_feature_groups())
-
-    # -- lineage --------------------------------------------------------------------------
-    def set_lineage(self, feature_name: str, dependencies: Sequence[str]) -> None:
-        """Record that ``feature_name`` is derived from each of ``dependencies``.
-
-        Nodes are free-form names such as ``silver.users`` or ``user_features.age``; edges
-        accumulate (setting the same edge twice is a no-op).
-
-        Raises:
-            LineageCycleError: If an edge would close a cycle (the cycle is named).
-        """
-        deps = [dependencies] if isinstance(dependencies, str) else list(dependencies)
-
-        def add(conn: sqlite3.Connection) -> None:
-            for dep in deps:
-                if dep == feature_name:
-                    raise LineageCycleError([dep, dep])
-                path = self._path(conn, feature_name, dep)
-                if path is not None:
-                    raise LineageCycleError([dep, *path])
-                conn.execute(
-                    "INSERT OR IGNORE INTO lineage VALUES (?, ?, ?)", (dep, feature_name, _now().isoformat())
-                )
-
-        self._run(add, what=f"set lineage of {feature_name}")
-
-    @staticmethod
-    def _path(conn: sqlite3.Connection, start: str, goal: str) -> list[str] | None:
-        """Return the downstream path start -> ... -> goal, or None."""
-        parents: dict[str, str | None] = {start: None}
-        frontier = [start]
-        while frontier:
-            rows = conn.execute(
-                f"SELECT upstream, downstream FROM lineage WHERE upstream IN ({','.join('?' * len(frontier))})",
-                frontier,
-            ).fetchall()
-            frontier = []
-            for row in rows:
-                node = row["downstream"]
-                if node in parents:
-                    continue
-                parents[node] = row["upstream"]
-                if node == goal:
-                    path = [node]
-                    while parents[path[-1]] is not None:
-                        path.append(parents[path[-1]])  # type: ignore[arg-type]
-                    return list(reversed(path))
-                frontier.append(node)
-        return None
-
-    def get_upstream(self, node: str, *, recursive: bool = True) -> list[str]:
-        """Return what ``node`` is derived from (transitively when ``recursive``), sorted."""
-        return self._walk(node, "downstream", "upstream", recursive=recursive)
-
-    def get_downstream(self, node: str, *, recursive: bool = True) -> list[str]:
-        """Return what is derived from ``node`` (transitively when ``recursive``), sorted."""
-        return self._walk(node, "upstream", "downstream", recursive=recursive)
-
-    def _walk(self, node: str, match: str, take: str, *, recursive: bool) -> list[str]:
-        def walk(conn: sqlite3.Connection) -> list[str]:
-            seen: set[str] = set()
-            frontier = [node]
-            while frontier:
-                rows = conn.execute(
-                    f"SELECT {take} AS n FROM lineage WHERE {match} IN ({','.join('?' * len(frontier))})",
-                    frontier,
-                ).fetchall()
-                frontier = [r["n"] for r in rows if r["n"] not in seen]
-                seen.update(frontier)
-                if not recursive:
-                    break
-            return sorted(seen)
-
-        return self._run(walk, what=f"lineage of {node}", write=False)
-
-    def lineage_edges(self) -> list[tuple[str, str]]:
-        """Return every lineage edge as ``(upstream, downstream)``, sorted."""
-        rows = self._run(
-            lambda c: c.execute("SELECT upstream, downstream FROM lineage ORDER BY upstream, downstream").fetchall(),
-            what="list lineage",
-            write=False,
+            versions = self.list_versions(name)
+            if version is not None and versions:
+                raise FeatureGroupNotFoundError(name, version=version, available=versions)
+            raise FeatureGroupNotFoundError(name, available=self.list_feature_groups())
+        logger.info(
+            "deleted feature group {} ({})", name, "all versions" if version is None else f"v{version}"
         )
-        return [(r["upstream"], r["downstream"]) for r in rows]
 
     # -- write history --------------------------------------------------------------------
     def record_write(
@@ -453,34 +459,52 @@ class FeatureStoreMetadata:
         details: dict[str, Any] | None = None,
         written_at: datetime | None = None,
     ) -> WriteRecord:
-        """Record a data write to ``group`` v``version`` and return the record (with its id)."""
-        when = written_at or _now()
-        payload = json.dumps(details or {}, default=str)
+        """Record a data write to ``group`` v``version`` and return the record (with its id).
+
+        ``written_at`` defaults to now; naive datetimes are taken as UTC. ``details`` is stored
+        as JSON (values JSON cannot hold are stored as their ``str``).
+
+        Example:
+            >>> metadata.record_write("users", 1, mode="append", rows=100)  # doctest: +SKIP
+        """
+        when = _to_utc(written_at or _now())
+        text = json.dumps(details or {}, default=str)
 
         def insert(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
                 "INSERT INTO writes (group_name, version, mode, rows, table_version, written_at, details) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (group, version, mode, rows, table_version, when.isoformat(), payload),
+                (group, version, mode, rows, table_version, _stamp(when), text),
             )
             return int(cur.lastrowid or 0)
 
         write_id = self._run(insert, what=f"record write to {group}")
-        return WriteRecord(write_id, group, version, mode, rows, table_version, when, dict(details or {}))
+        return WriteRecord(write_id, group, version, mode, rows, table_version, when, json.loads(text))
 
     def update_write(self, write_id: int, details: dict[str, Any]) -> None:
-        """Merge ``details`` into the details of write ``write_id``."""
+        """Merge ``details`` into the details of write ``write_id``.
+
+        Raises:
+            MetadataError: If no write has that id.
+        """
 
         def update(conn: sqlite3.Connection) -> None:
             row = conn.execute("SELECT details FROM writes WHERE id=?", (write_id,)).fetchone()
             if row is None:
-                raise MetadataError(f"No write with id {write_id} in the registry.")
+                raise MetadataError(
+                    f"No write with id {write_id} in the registry {self.location!r}.",
+                    hint="Use the id of a WriteRecord returned by record_write or list_writes.",
+                )
             merged = {**json.loads(row["details"]), **details}
-            conn.execute("UPDATE writes SET details=? WHERE id=?", (json.dumps(merged, default=str), write_id))
+            conn.execute(
+                "UPDATE writes SET details=? WHERE id=?", (json.dumps(merged, default=str), write_id)
+            )
 
         self._run(update, what=f"update write {write_id}")
 
-    def list_writes(self, group: str, version: int | None = None, *, limit: int | None = None) -> list[WriteRecord]:
+    def list_writes(
+        self, group: str, version: int | None = None, *, limit: int | None = None
+    ) -> list[WriteRecord]:
         """Return the writes of ``group`` (one version, or all), oldest first (newest ``limit``)."""
         sql = "SELECT * FROM writes WHERE group_name=?"
         args: list[Any] = [group]
@@ -491,25 +515,25 @@ class FeatureStoreMetadata:
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)
-        rows = self._run(lambda c: c.execute(sql, args).fetchall(), what=f"list writes of {group}", write=False)
-        return [
-            WriteRecord(
-                int(r["id"]), r["group_name"], int(r["version"]), r["mode"], int(r["rows"]),
-                r["table_version"], _parse_time(r["written_at"]), json.loads(r["details"]),
-            )
-            for r in reversed(rows)
-        ]
-
-    def get_last_updated(self, group_name: str) -> datetime | None:
-        """Return when data was last written to the group (any version), or None if never."""
-        row = self._run(
-            lambda c: c.execute(
-                "SELECT MAX(written_at) AS t FROM writes WHERE group_name=?", (group_name,)
-            ).fetchone(),
-            what=f"last update of {group_name}",
-            write=False,
+        rows = self._run(
+            lambda c: c.execute(sql, args).fetchall(), what=f"list writes of {group}", write=False
         )
-        return None if row is None or row["t"] is None else _parse_time(row["t"])
+        return [_write_record(r) for r in reversed(rows)]
+
+    def get_last_updated(self, group_name: str, version: int | None = None) -> datetime | None:
+        """Return when data was last written to the group (UTC), or None if never.
+
+        This is the latest ``written_at`` of the write history, not the registration time.
+        """
+        sql = "SELECT MAX(written_at) FROM writes WHERE group_name=?"
+        args: list[Any] = [group_name]
+        if version is not None:
+            sql += " AND version=?"
+            args.append(version)
+        row = self._run(
+            lambda c: c.execute(sql, args).fetchone(), what=f"last update of {group_name}", write=False
+        )
+        return None if row[0] is None else _parse_time(row[0])
 
     # -- events ---------------------------------------------------------------------------
     def record_event(self, kind: str, payload: dict[str, Any], *, group: str | None = None) -> EventRecord:
@@ -520,7 +544,7 @@ class FeatureStoreMetadata:
         def insert(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
                 "INSERT INTO events (kind, group_name, payload, created_at) VALUES (?, ?, ?, ?)",
-                (kind, group, text, when.isoformat()),
+                (kind, group, text, _stamp(when)),
             )
             return int(cur.lastrowid or 0)
 
@@ -528,9 +552,14 @@ class FeatureStoreMetadata:
         return EventRecord(event_id, kind, group, json.loads(text), when)
 
     def list_events(
-        self, *, kind: str | None = None, group: str | None = None, after_id: int = 0, limit: int | None = None
+        self,
+        *,
+        kind: str | None = None,
+        group: str | None = None,
+        after_id: int = 0,
+        limit: int | None = None,
     ) -> list[EventRecord]:
-        """Return persisted events in order, optionally filtered."""
+        """Return persisted events in id order, optionally filtered (``after_id`` to poll)."""
         sql = "SELECT * FROM events WHERE id > ?"
         args: list[Any] = [after_id]
         if kind is not None:
@@ -545,19 +574,31 @@ class FeatureStoreMetadata:
             args.append(limit)
         rows = self._run(lambda c: c.execute(sql, args).fetchall(), what="list events", write=False)
         return [
-            EventRecord(int(r["id"]), r["kind"], r["group_name"], json.loads(r["payload"]), _parse_time(r["created_at"]))
+            EventRecord(
+                int(r["id"]),
+                r["kind"],
+                r["group_name"],
+                json.loads(r["payload"]),
+                _parse_time(r["created_at"]),
+            )
             for r in rows
         ]
 
     # -- documents ------------------------------------------------------------------------
     def put_document(self, kind: str, name: str, payload: dict[str, Any]) -> None:
-        """Store (or replace) a named JSON document such as a source or a virtual definition."""
+        """Store (or replace) a named JSON document such as a source or a virtual definition.
+
+        Raises:
+            FeatureRegistryError: If ``kind`` or ``name`` is empty.
+        """
+        require_text(kind, "A document kind")
+        require_text(name, "A document name")
         text = json.dumps(payload, default=str)
         self._run(
             lambda c: c.execute(
                 "INSERT INTO documents VALUES (?, ?, ?, ?) ON CONFLICT (kind, name) "
                 "DO UPDATE SET payload=excluded.payload, updated_at=excluded.updated_at",
-                (kind, name, text, _now().isoformat()),
+                (kind, name, text, _stamp(_now())),
             ),
             what=f"store {kind} {name}",
         )
@@ -565,7 +606,9 @@ class FeatureStoreMetadata:
     def find_document(self, kind: str, name: str) -> dict[str, Any] | None:
         """Return a stored document, or None."""
         row = self._run(
-            lambda c: c.execute("SELECT payload FROM documents WHERE kind=? AND name=?", (kind, name)).fetchone(),
+            lambda c: c.execute(
+                "SELECT payload FROM documents WHERE kind=? AND name=?", (kind, name)
+            ).fetchone(),
             what=f"read {kind} {name}",
             write=False,
         )
@@ -574,7 +617,9 @@ class FeatureStoreMetadata:
     def list_documents(self, kind: str) -> dict[str, dict[str, Any]]:
         """Return every document of ``kind`` by name."""
         rows = self._run(
-            lambda c: c.execute("SELECT name, payload FROM documents WHERE kind=? ORDER BY name", (kind,)).fetchall(),
+            lambda c: c.execute(
+                "SELECT name, payload FROM documents WHERE kind=? ORDER BY name", (kind,)
+            ).fetchall(),
             what=f"list {kind}",
             write=False,
         )
@@ -598,18 +643,22 @@ class FeatureStoreMetadata:
         return True
 
     def __repr__(self) -> str:
-        where = "in memory" if self.in_memory else self.location
-        return f"FeatureStoreMetadata({where})"
+        where = "in memory" if self.in_memory else repr(self.location)
+        return f"FeatureStoreMetadata({where}{', closed' if self.database.closed else ''})"
 
 
 def _describe_change(old: FeatureGroupSchema, new: FeatureGroupSchema) -> str:
     a, b = old.to_dict(), new.to_dict()
-    changed = [k for k in a if a.get(k) != b.get(k)]
+    changed = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     if "features" in changed:
-        fa = {f["name"]: f for f in a["features"]}
-        fb = {f["name"]: f for f in b["features"]}
+        fa = {f["name"]: f for f in a.get("features", [])}
+        fb = {f["name"]: f for f in b.get("features", [])}
         added, removed = sorted(set(fb) - set(fa)), sorted(set(fa) - set(fb))
         modified = sorted(n for n in set(fa) & set(fb) if fa[n] != fb[n])
-        parts = [f"{label} {names}" for label, names in (("added", added), ("removed", removed), ("changed", modified)) if names]
-        changed = [c for c in changed if c != "features"] + [f"features: {', '.join(parts)}"]
-    return "differs in " + "; ".join(changed)
+        parts = [
+            f"{label} {names}"
+            for label, names in (("added", added), ("removed", removed), ("changed", modified))
+            if names
+        ]
+        changed = [c for c in changed if c != "features"] + [f"features: {', '.join(parts) or 'reordered'}"]
+    return "differs in " + "; ".join(changed) if changed else "differs in its definition"

@@ -80,11 +80,9 @@ class BaseFeatureStore(ABC):
         Example:
             >>> store.register_features(user_features)  # doctest: +SKIP
         """
-        known = self.metadata.find_feature_group(schema.name, schema.version)
-        registered = self.metadata.register_feature_group(schema)
-        if known is None:
+        if self.metadata.ensure_feature_group(schema):
             self.events.publish(GroupRegistered(group=schema.name, version=schema.version))
-        return registered
+        return schema
 
     @abstractmethod
     def get_features(
