@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from tauro_workbench.config import FeatureStoreConfig, FeatureStoreMode
-from tauro_workbench.dtypes import DataType
 from tauro_workbench.exceptions import (
     ConfigurationError,
     FeatureGroupNotFoundError,
@@ -29,19 +27,28 @@ from tauro_workbench.exceptions import (
     SchemaValidationError,
     VirtualizationQueryError,
 )
-from tauro_workbench.schema import FeatureGroupSchema, FeatureSchema, FeatureType
 
 if TYPE_CHECKING:
+    from tauro_workbench.config import FeatureStoreConfig, FeatureStoreMode
+    from tauro_workbench.dtypes import DataType
     from tauro_workbench.monitoring.events import EventBus
     from tauro_workbench.registry import FeatureStoreMetadata
-    from tauro_workbench.stores.base import BaseFeatureStore
+    from tauro_workbench.schema import FeatureGroupSchema, FeatureSchema, FeatureType
+    from tauro_workbench.stores.base import BaseFeatureStore, HealthReport
 
 logger.disable("tauro_workbench")
 
 __version__ = "0.1.0"
 
-# name -> module that defines it, imported on first attribute access
+# name -> module that defines it, imported on first attribute access: even polars and pydantic
+# wait until a name that needs them is used.
 _LAZY: dict[str, str] = {
+    "FeatureStoreConfig": "tauro_workbench.config",
+    "FeatureStoreMode": "tauro_workbench.config",
+    "DataType": "tauro_workbench.dtypes",
+    "FeatureType": "tauro_workbench.schema",
+    "FeatureSchema": "tauro_workbench.schema",
+    "FeatureGroupSchema": "tauro_workbench.schema",
     "FeatureStoreMetadata": "tauro_workbench.registry",
     "BaseFeatureStore": "tauro_workbench.stores.base",
     "HealthReport": "tauro_workbench.stores.base",

@@ -20,10 +20,10 @@ import os
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from tauro_workbench.exceptions import ConfigurationError
 
@@ -41,7 +41,7 @@ __all__ = [
 ENV_PREFIX = "TAURO_FS_"
 
 
-class FeatureStoreMode(str, Enum):
+class FeatureStoreMode(str, Enum):  # noqa: UP042 - str() and format() keep the Enum behaviour
     """Where features are read from by default."""
 
     MATERIALIZED = "materialized"
@@ -58,6 +58,23 @@ class FeatureStoreMode(str, Enum):
         return None
 
 
+def _is_choice(annotation: Any) -> bool:
+    """True for ``Literal`` string choices, optional or not."""
+    args = get_args(annotation)
+    if get_origin(annotation) is Literal:
+        return all(isinstance(a, str) for a in args)
+    return any(_is_choice(a) for a in args if a is not type(None))
+
+
+class _InvalidOptions(ConfigurationError):
+    """A ConfigurationError that keeps its problems, so a parent model can report nested ones."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        text = "; ".join(f"{p.format(loc=loc)}" for loc, p in problems)
+        super().__init__(f"Invalid feature store configuration: {text}.")
+
+
 class _Options(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
@@ -66,6 +83,15 @@ class _Options(BaseModel):
             super().__init__(**data)
         except ValidationError as err:
             raise _config_error(err, type(self)) from None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _lowercase_choices(cls, value: object, info: ValidationInfo) -> object:
+        # choices such as executor_type="SPARK" are case-insensitive, like the modes
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, str) and field is not None and _is_choice(field.annotation):
+            return value.strip().lower()
+        return value
 
 
 class MaterializedConfig(_Options):
@@ -140,6 +166,13 @@ class DriftConfig(_Options):
         defaults: Thresholds used where no override applies.
         overrides: Thresholds per ``"group"`` or per ``"group.feature"`` (the latter wins).
         bins: Number of quantile bins used for numeric PSI.
+        sample_rows: Above this many rows, quantiles, histograms and PSI/KS bin shares come from
+            a seeded uniform sample of this many rows (counts, nulls, min, max, mean and std
+            stay exact); at or below it they are exact.
+        top_categories: Categories kept (with their counts) per categorical feature; the rest
+            form one "other" bin for PSI.
+        min_rows: Writes (or references) with fewer rows are profiled but not judged: their
+            report's verdict is ``"insufficient_data"``.
     """
 
     enabled: bool = True
@@ -147,6 +180,9 @@ class DriftConfig(_Options):
     defaults: DriftThresholds = DriftThresholds()
     overrides: dict[str, DriftThresholds] = Field(default_factory=dict)
     bins: int = Field(default=10, ge=2, le=100)
+    sample_rows: int = Field(default=100_000, ge=1_000)
+    top_categories: int = Field(default=20, ge=1, le=1_000)
+    min_rows: int = Field(default=0, ge=0)
 
     def thresholds_for(self, group: str, feature: str) -> DriftThresholds:
         """Return the thresholds that apply to ``group.feature``."""
@@ -192,7 +228,10 @@ class FeatureStoreConfig(_Options):
     @field_validator("storage_path", mode="before")
     @classmethod
     def _path_to_string(cls, value: object) -> object:
-        return str(value) if isinstance(value, Path) else value
+        value = str(value) if isinstance(value, Path) else value
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("storage_path must not be empty; use e.g. './feature_repo'")
+        return value
 
     # -- derived values -------------------------------------------------------------------
     @property
@@ -251,19 +290,26 @@ class FeatureStoreConfig(_Options):
 
 
 def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Return the options set by ``TAURO_FS_*`` variables, nested on ``__``."""
+    """Return the options set by ``TAURO_FS_*`` variables, nested on ``__``.
+
+    Values of text options (paths, URLs, prefixes) are kept as given; the others are parsed
+    as YAML scalars (``true``, ``42``, ``0.5``).
+    """
     source = os.environ if environ is None else environ
     result: dict[str, Any] = {}
-    for key, raw in source.items():
+    for key, raw in sorted(source.items()):
         if not key.startswith(ENV_PREFIX):
             continue
         path = [part.lower() for part in key[len(ENV_PREFIX) :].split("__") if part]
         if not path:
             continue
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
+        if _is_text_option(path):
+            value: Any = raw
+        else:
+            try:
+                value = yaml.safe_load(raw) if raw != "" else ""
+            except yaml.YAMLError:
+                value = raw
         node = result
         for part in path[:-1]:
             node = node.setdefault(part, {})
@@ -293,7 +339,7 @@ def resolve_config(
     else:
         data = _context_options(context)
         if isinstance(config, FeatureStoreConfig):
-            data = _merge(data, config.model_dump(exclude_defaults=True))
+            data = _merge(data, config.model_dump(exclude_unset=True))
         elif config is not None:
             data = _merge(data, _unwrap(config))
         env = not isinstance(config, FeatureStoreConfig)
@@ -309,11 +355,14 @@ def _context_options(context: Any) -> dict[str, Any]:
     if isinstance(context, Mapping):
         return _unwrap(context)
     data: dict[str, Any] = {}
+    settings = getattr(context, "global_settings", None)
+    if isinstance(settings, Mapping) and isinstance(settings.get("feature_store"), Mapping):
+        data = dict(settings["feature_store"])
     fs_config = getattr(context, "feature_store_config", None)
     if isinstance(fs_config, FeatureStoreConfig):
-        data = fs_config.model_dump(exclude_defaults=True)
+        data = _merge(data, fs_config.model_dump(exclude_unset=True))
     elif isinstance(fs_config, Mapping):
-        data = _unwrap(fs_config)
+        data = _merge(data, _unwrap(fs_config))
     fs_path = getattr(context, "feature_store_path", None)
     if isinstance(fs_path, (str, Path)):
         data["storage_path"] = str(fs_path)
@@ -338,15 +387,37 @@ def _merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any
 
 
 def _config_error(err: ValidationError, model: type[BaseModel]) -> ConfigurationError:
-    problems = []
+    # each problem is (dotted location, text with a {loc} placeholder) so that a parent model
+    # can prefix the location of a nested model's problems
+    problems: list[tuple[str, str]] = []
     for item in err.errors():
         loc = ".".join(str(p) for p in item["loc"])
-        if item["type"] == "extra_forbidden":
-            valid = _valid_options(model, item["loc"][:-1])
-            problems.append(f"unknown option {loc!r}; valid options: {', '.join(valid)}")
+        nested = (item.get("ctx") or {}).get("error")
+        if isinstance(nested, _InvalidOptions):
+            problems += [(f"{loc}.{inner}" if inner else loc, text) for inner, text in nested.problems]
+        elif item["type"] == "extra_forbidden":
+            valid = ", ".join(_valid_options(model, item["loc"][:-1]))
+            problems.append((loc, "unknown option {loc!r}; valid options: " + valid.replace("{", "{{")))
         else:
-            problems.append(f"{loc}: {item['msg']} (got {item.get('input')!r})")
-    return ConfigurationError("Invalid feature store configuration: " + "; ".join(problems) + ".")
+            got = repr(item.get("input")).replace("{", "{{").replace("}", "}}")
+            message = str(item["msg"]).replace("{", "{{").replace("}", "}}")
+            problems.append((loc, "{loc}: " + message + f" (got {got})"))
+    return _InvalidOptions(problems)
+
+
+def _is_text_option(path: list[str]) -> bool:
+    """True when the option at ``path`` holds free text (a path, URL or name)."""
+    model: type[BaseModel] = FeatureStoreConfig
+    for part in path[:-1]:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return False
+        model = annotation
+    field = model.model_fields.get(path[-1])
+    if field is None:
+        return False
+    return field.annotation in (str, str | None)
 
 
 def _valid_options(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

@@ -24,7 +24,7 @@ STRUCT<...>    Struct(...)                 struct(...)
 =============  ==========================  ===========================
 
 Bare ``DECIMAL`` means ``DECIMAL(38,9)``; bare ``ARRAY`` means ``ARRAY<DOUBLE>``; bare ``MAP``
-means ``MAP<STRING,STRING>``. Timestamps are always microseconds in UTC, so Spark, DuckDB and
+means ``MAP<STRING,STRING>``. A Polars ``Map(K, V)`` column is accepted as ``MAP<K,V>``. Timestamps are always microseconds in UTC, so Spark, DuckDB and
 Polars read the same tables.
 """
 
@@ -33,18 +33,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import polars as pl
-import pyarrow as pa
 
 from tauro_workbench.exceptions import SchemaValidationError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from polars.datatypes import DataTypeClass
 
 __all__ = ["DataType", "TypeSpec", "can_cast_losslessly"]
 
 DEFAULT_DECIMAL = (38, 9)
 
 
-class DataType(str, Enum):
+class DataType(str, Enum):  # noqa: UP042 - str() and format() keep the Enum behaviour
     """The storage type of a feature (case-insensitive when given as a string)."""
 
     INT = "INT"
@@ -77,16 +81,24 @@ _SIMPLE_POLARS: dict[DataType, pl.DataType] = {
     DataType.TIMESTAMP: pl.Datetime("us", "UTC"),
     DataType.DATE: pl.Date(),
 }
-_SIMPLE_ARROW: dict[DataType, pa.DataType] = {
-    DataType.INT: pa.int32(),
-    DataType.BIGINT: pa.int64(),
-    DataType.FLOAT: pa.float32(),
-    DataType.DOUBLE: pa.float64(),
-    DataType.STRING: pa.large_string(),
-    DataType.BOOLEAN: pa.bool_(),
-    DataType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
-    DataType.DATE: pa.date32(),
-}
+
+
+def _simple_arrow(base: DataType) -> pa.DataType | None:
+    # pyarrow is imported here, not at module level, to keep ``import tauro_workbench`` fast
+    import pyarrow as pa
+
+    simple = {
+        DataType.INT: pa.int32(),
+        DataType.BIGINT: pa.int64(),
+        DataType.FLOAT: pa.float32(),
+        DataType.DOUBLE: pa.float64(),
+        DataType.STRING: pa.large_string(),
+        DataType.BOOLEAN: pa.bool_(),
+        DataType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
+        DataType.DATE: pa.date32(),
+    }
+    return simple.get(base)
+
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -139,10 +151,13 @@ class TypeSpec:
         return spec
 
     @classmethod
-    def from_polars(cls, dtype: pl.DataType) -> TypeSpec:
+    def from_polars(cls, dtype: pl.DataType | DataTypeClass) -> TypeSpec:
         """Return the spec that maps to the Polars ``dtype`` (widening small integer types)."""
+        dtype = _instance(dtype)
         if isinstance(dtype, pl.Decimal):
             return cls(DataType.DECIMAL, precision=dtype.precision, scale=dtype.scale)
+        if isinstance(dtype, pl.Map):
+            return cls(DataType.MAP, key=cls.from_polars(dtype.key), value=cls.from_polars(dtype.value))
         if isinstance(dtype, pl.List | pl.Array):
             inner = dtype.inner
             if isinstance(inner, pl.Struct) and [f.name for f in inner.fields] == ["key", "value"]:
@@ -169,6 +184,17 @@ class TypeSpec:
                 return cls(base)
         raise SchemaValidationError(f"Polars type {dtype} has no feature data type")
 
+    @classmethod
+    def from_arrow(cls, dtype: pa.DataType) -> TypeSpec:
+        """Return the spec that maps to the Arrow ``dtype`` (through its Polars equivalent)."""
+        import pyarrow as pa
+
+        try:
+            polars_dtype = pl.from_arrow(pa.array([], type=dtype)).dtype  # type: ignore[union-attr]
+        except (pa.ArrowException, pl.exceptions.PolarsError, TypeError, ValueError) as err:
+            raise SchemaValidationError(f"Arrow type {dtype} has no feature data type") from err
+        return cls.from_polars(polars_dtype)
+
     # -- rendering ------------------------------------------------------------------------
     def __str__(self) -> str:
         if self.base is DataType.DECIMAL:
@@ -186,6 +212,7 @@ class TypeSpec:
         if self.base in _SIMPLE_POLARS:
             return _SIMPLE_POLARS[self.base]
         if self.base is DataType.DECIMAL:
+            assert self.precision is not None and self.scale is not None
             return pl.Decimal(self.precision, self.scale)
         if self.base is DataType.ARRAY:
             assert self.element is not None
@@ -197,8 +224,11 @@ class TypeSpec:
 
     def to_arrow(self) -> pa.DataType:
         """Return the Arrow type this spec maps to."""
-        if self.base in _SIMPLE_ARROW:
-            return _SIMPLE_ARROW[self.base]
+        import pyarrow as pa
+
+        simple = _simple_arrow(self.base)
+        if simple is not None:
+            return simple
         if self.base is DataType.DECIMAL:
             assert self.precision is not None and self.scale is not None
             return pa.decimal128(self.precision, self.scale)
@@ -230,16 +260,23 @@ _INT_RANGES = {
 _EXACT_FLOAT_BITS = {DataType.FLOAT: 24, DataType.DOUBLE: 53}
 
 
-def can_cast_losslessly(source: pl.DataType, target: TypeSpec) -> bool:
+def _instance(dtype: pl.DataType | DataTypeClass) -> pl.DataType:
+    # Polars hands out nested types as classes or instances; parameterless classes are equal
+    return dtype() if isinstance(dtype, type) else dtype
+
+
+def can_cast_losslessly(source: pl.DataType | DataTypeClass, target: TypeSpec) -> bool:
     """Return True when every value of Polars type ``source`` fits ``target`` exactly.
 
     Allowed: the exact type; narrower integers to wider ones; integers to FLOAT or DOUBLE when
     every value of the source type is exactly representable (up to 16 bits to FLOAT, 32 bits
     to DOUBLE); FLOAT to DOUBLE; integers to DECIMAL with enough integer digits; DECIMAL to a
     DECIMAL with at least as many integer and fraction digits; any Datetime (any unit or time
-    zone; naive means UTC) to TIMESTAMP; Date to TIMESTAMP (midnight UTC); Categorical and Enum
-    to STRING; the all-null type to anything; element-wise for ARRAY, MAP and STRUCT.
+    zone; naive means UTC; units finer than microseconds are truncated) to TIMESTAMP; Date to TIMESTAMP (midnight UTC); Categorical and Enum
+    to STRING; the all-null type to anything; element-wise for ARRAY, MAP (from a list of
+    key/value structs or a Polars Map) and STRUCT.
     """
+    source = _instance(source)
     if source == pl.Null:
         return True
     base = target.base
@@ -271,6 +308,9 @@ def can_cast_losslessly(source: pl.DataType, target: TypeSpec) -> bool:
     if base is DataType.ARRAY and isinstance(source, pl.List | pl.Array):
         assert target.element is not None
         return can_cast_losslessly(source.inner, target.element)
+    if base is DataType.MAP and isinstance(source, pl.Map):
+        assert target.key is not None and target.value is not None
+        return can_cast_losslessly(source.key, target.key) and can_cast_losslessly(source.value, target.value)
     if base is DataType.MAP and isinstance(source, pl.List):
         inner = source.inner
         return (

@@ -6,22 +6,24 @@ datetimes are taken as UTC; aware ones are converted to UTC.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-from typing import Any, TypeAlias
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import polars as pl
-import pyarrow as pa
 
 from tauro_workbench.exceptions import SchemaValidationError
 
-__all__ = ["FrameLike", "to_lazyframe", "to_dataframe", "to_utc", "utc_datetime_expr", "UTC_US"]
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["UTC_US", "FrameLike", "to_dataframe", "to_lazyframe", "to_utc", "utc_datetime_expr"]
 
 FrameLike: TypeAlias = "pl.DataFrame | pl.LazyFrame | pa.Table | pa.RecordBatch | Any"
 UTC_US = pl.Datetime("us", "UTC")
 
 
 def to_lazyframe(data: FrameLike) -> pl.LazyFrame:
-    """Return ``data`` (Polars eager or lazy, PyArrow table or batch, pandas) as a LazyFrame.
+    """Return ``data`` (Polars eager or lazy, PyArrow table, batch or reader, pandas) as a LazyFrame.
 
     Raises:
         SchemaValidationError: If the object is not a supported frame type.
@@ -30,14 +32,20 @@ def to_lazyframe(data: FrameLike) -> pl.LazyFrame:
         return data
     if isinstance(data, pl.DataFrame):
         return data.lazy()
-    if isinstance(data, (pa.Table, pa.RecordBatch)):
-        return pl.from_arrow(data).lazy()  # type: ignore[union-attr]
     module = type(data).__module__
-    if module.startswith("pandas"):
+    # checked by module name so that pyarrow and pandas are only imported when given
+    if module.startswith("pyarrow"):
+        import pyarrow as pa
+
+        if isinstance(data, pa.RecordBatchReader):
+            data = data.read_all()
+        if isinstance(data, (pa.Table, pa.RecordBatch)):
+            return pl.from_arrow(data).lazy()  # type: ignore[union-attr]
+    if module.startswith("pandas") and type(data).__name__ == "DataFrame":
         return pl.from_pandas(data).lazy()
     raise SchemaValidationError(
         f"unsupported data of type {type(data).__name__}",
-        hint="Pass a Polars DataFrame or LazyFrame, a PyArrow Table, or a pandas DataFrame.",
+        hint="Pass a Polars DataFrame or LazyFrame, a PyArrow Table or RecordBatch, or a pandas DataFrame.",
     )
 
 
@@ -75,7 +83,7 @@ def to_utc(value: datetime | date | str) -> datetime:
         except ValueError:
             raise SchemaValidationError(f"{value!r} is not an ISO 8601 datetime") from None
     if isinstance(value, datetime):
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     raise SchemaValidationError(f"expected a datetime, got {value!r}")

@@ -51,6 +51,7 @@ from loguru import logger
 from tauro_workbench.config import FeatureStoreConfig
 from tauro_workbench.exceptions import (
     FeatureGroupNotFoundError,
+    FeatureNotFoundError,
     FeatureRegistryError,
     MetadataError,
 )
@@ -404,10 +405,17 @@ class FeatureStoreMetadata(LineageMixin):
         """Return one feature of the latest version of a group.
 
         Raises:
-            FeatureGroupNotFoundError: If the group is unknown.
-            FeatureNotFoundError: If the group has no such feature (valid names listed).
+            FeatureNotFoundError: If the group is unknown or has no such feature (the valid
+                names are listed); a missing feature is what the caller asked about either way.
         """
-        return self.get_feature_group(group_name).get_feature(feature_name)
+        schema = self.find_feature_group(group_name)
+        if schema is None:
+            raise FeatureNotFoundError(
+                f"{group_name}.{feature_name}",
+                candidates=self.list_feature_groups(),
+                reason=f"Feature group {group_name!r} is not registered, so it has no feature {feature_name!r}.",
+            )
+        return schema.get_feature(feature_name)
 
     def list_features(self, group_name: str) -> list[str]:
         """Return the feature names of the latest version of a group.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,13 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
-import pyarrow as pa
 import yaml
 
 from tauro_workbench.dtypes import DataType, TypeSpec
 from tauro_workbench.exceptions import FeatureNotFoundError, SchemaValidationError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from tauro_workbench.frames import FrameLike
 
 __all__ = [
@@ -65,7 +67,7 @@ def validate_identifier(name: object, what: str) -> str:
     return name
 
 
-class FeatureType(str, Enum):
+class FeatureType(str, Enum):  # noqa: UP042 - str() and format() keep the Enum behaviour
     """The semantic kind of a feature (case-insensitive when given as a string)."""
 
     NUMERICAL = "NUMERICAL"
@@ -124,12 +126,16 @@ class FeatureSchema:
     description: str = ""
     nullable: bool = True
     metadata: dict[str, Any] = field(default_factory=dict)
-    spec: TypeSpec = field(init=False, repr=False, compare=True)
+    # an init field so that dataclasses.replace() keeps parameters such as DECIMAL(12,2)
+    # (None only until __post_init__ derives it from data_type)
+    spec: TypeSpec = field(default=None, repr=False, compare=True, kw_only=True)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         validate_identifier(self.name, "Feature name")
         raw = self.data_type
-        if isinstance(raw, str) and not isinstance(raw, DataType):
+        if isinstance(self.spec, TypeSpec) and raw is self.spec.base:
+            spec = self.spec
+        elif isinstance(raw, str) and not isinstance(raw, DataType):
             spec = TypeSpec.parse(raw)
         elif isinstance(raw, (DataType, TypeSpec)):
             spec = TypeSpec.of(raw)
@@ -139,14 +145,28 @@ class FeatureSchema:
         object.__setattr__(self, "data_type", spec.base)
         kind = FeatureType.infer(spec) if self.feature_type is None else self.feature_type
         object.__setattr__(self, "feature_type", _enum(FeatureType, kind, "Feature type"))
+        if not isinstance(self.metadata or {}, Mapping):
+            raise SchemaValidationError(
+                f"feature {self.name!r}: metadata must be a mapping, got {self.metadata!r}"
+            )
         object.__setattr__(self, "metadata", dict(self.metadata or {}))
         self._check_constraints()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_dict(), sort_keys=True, default=str))
 
     def _check_constraints(self) -> None:
         meta = self.metadata
         low, high = meta.get("min"), meta.get("max")
-        if low is not None and high is not None and low > high:
-            raise SchemaValidationError(f"feature {self.name!r}: metadata min {low!r} > max {high!r}")
+        if low is not None and high is not None:
+            try:
+                inverted = bool(low > high)
+            except TypeError:
+                raise SchemaValidationError(
+                    f"feature {self.name!r}: metadata min {low!r} and max {high!r} cannot be compared"
+                ) from None
+            if inverted:
+                raise SchemaValidationError(f"feature {self.name!r}: metadata min {low!r} > max {high!r}")
         allowed = meta.get("allowed_values")
         if allowed is not None and (isinstance(allowed, (str, bytes)) or not isinstance(allowed, Sequence)):
             raise SchemaValidationError(
@@ -189,6 +209,15 @@ class FeatureSchema:
         return cls(**dict(data))
 
 
+def _seconds(seconds: float, given: object) -> timedelta:
+    if not math.isfinite(seconds):
+        raise SchemaValidationError(f"ttl must be a finite duration, got {given!r}")
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise SchemaValidationError(f"ttl {given!r} is too large (at most {timedelta.max})") from None
+
+
 def _parse_ttl(value: object) -> timedelta | None:
     if value is None:
         return None
@@ -197,14 +226,14 @@ def _parse_ttl(value: object) -> timedelta | None:
     elif isinstance(value, bool):
         raise SchemaValidationError(f"ttl must be a duration, got {value!r}")
     elif isinstance(value, (int, float)):
-        ttl = timedelta(seconds=value)
+        ttl = _seconds(value, value)
     elif isinstance(value, str):
         match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([wdhms]?)\s*", value.lower())
         if match is None:
             raise SchemaValidationError(
                 f"ttl {value!r} is not a duration", hint="Use e.g. '7d', '12h', '30m', '45s' or seconds."
             )
-        ttl = timedelta(seconds=float(match.group(1)) * _TTL_UNITS[match.group(2) or "s"])
+        ttl = _seconds(float(match.group(1)) * _TTL_UNITS[match.group(2) or "s"], value)
     else:
         raise SchemaValidationError(f"ttl must be a timedelta, seconds or a string like '7d', got {value!r}")
     if ttl <= timedelta(0):
@@ -247,8 +276,29 @@ class FeatureGroupSchema:
         validate_identifier(self.name, "Feature group name")
         if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
             raise SchemaValidationError(f"group {self.name!r}: version must be an integer >= 1, got {self.version!r}")
-        keys = [self.entity_keys] if isinstance(self.entity_keys, str) else list(self.entity_keys)
-        features = [f if isinstance(f, FeatureSchema) else FeatureSchema.from_dict(f) for f in self.features]
+        keys = [self.entity_keys] if isinstance(self.entity_keys, str) else list(self.entity_keys or [])
+        if isinstance(self.features, (str, bytes, Mapping)) or not isinstance(self.features, Sequence):
+            raise SchemaValidationError(
+                f"group {self.name!r}: features must be a list of FeatureSchema, got {self.features!r}"
+            )
+        features = []
+        for item in self.features:
+            if isinstance(item, FeatureSchema):
+                features.append(item)
+            elif isinstance(item, Mapping):
+                features.append(FeatureSchema.from_dict(item))
+            else:
+                raise SchemaValidationError(
+                    f"group {self.name!r}: {item!r} is not a FeatureSchema or a dict describing one"
+                )
+        if not isinstance(self.tags or {}, Mapping):
+            raise SchemaValidationError(
+                f"group {self.name!r}: tags must be a mapping such as {{'team': 'risk'}}, got {self.tags!r}"
+            )
+        if not isinstance(self.entity_key_types or {}, Mapping):
+            raise SchemaValidationError(
+                f"group {self.name!r}: entity_key_types must be a mapping, got {self.entity_key_types!r}"
+            )
         object.__setattr__(self, "entity_keys", keys)
         object.__setattr__(self, "features", features)
         object.__setattr__(self, "tags", {str(k): str(v) for k, v in dict(self.tags or {}).items()})
@@ -256,6 +306,9 @@ class FeatureGroupSchema:
         key_types = {k: _enum(DataType, v, f"Entity key type of {k!r}") for k, v in dict(self.entity_key_types or {}).items()}
         object.__setattr__(self, "entity_key_types", key_types)
         self._check_names()
+
+    def __hash__(self) -> int:
+        return hash(self.to_json())
 
     def _check_names(self) -> None:
         problems: list[str] = []
@@ -281,7 +334,7 @@ class FeatureGroupSchema:
             if key not in self.entity_keys:
                 problems.append(f"entity_key_types names {key!r}, which is not an entity key")
             elif kind not in (DataType.INT, DataType.BIGINT, DataType.STRING, DataType.DATE):
-                problems.append(f"entity key {key!r} must be INT, BIGINT, STRING or DATE, not {kind.value}")
+                problems.append(f"entity key {key!r} must be INT, BIGINT, STRING or DATE, not {DataType(kind).value}")
         if self.created_timestamp_key is not None and self.timestamp_key is None:
             problems.append("created_timestamp_key needs a timestamp_key")
         if problems:
@@ -339,6 +392,8 @@ class FeatureGroupSchema:
 
     def arrow_schema(self) -> pa.Schema:
         """Return the Arrow schema of the declared columns (time columns as UTC microseconds)."""
+        import pyarrow as pa
+
         fields = []
         for column in self.columns:
             spec = self.column_spec(column)
@@ -384,7 +439,7 @@ class FeatureGroupSchema:
             "owner": self.owner,
             "ttl_seconds": None if self.ttl is None else self.ttl.total_seconds(),
             "tags": dict(self.tags),
-            "entity_key_types": {k: v.value for k, v in self.entity_key_types.items()},  # type: ignore[union-attr]
+            "entity_key_types": {k: DataType(v).value for k, v in self.entity_key_types.items()},
             "features": [f.to_dict() for f in self.features],
         }
 

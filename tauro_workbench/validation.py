@@ -1,23 +1,36 @@
 """Validation of frames against a :class:`~tauro_workbench.schema.FeatureGroupSchema`.
 
 All checks run in one pass and every problem is reported together, so a user fixes a frame
-once, not one error at a time.
+once, not one error at a time: missing columns, wrong types, values that do not fit a
+narrower type, nulls where none are allowed, and ``metadata`` constraints.
+
+Type rules, per column:
+
+- a type that casts losslessly (:func:`~tauro_workbench.dtypes.can_cast_losslessly`) is cast;
+- a narrower numeric type is accepted when every actual value survives the cast exactly
+  (e.g. Int64 values to INT, integers to DECIMAL(p,s), Float64 to DECIMAL(p,s) or to FLOAT
+  when nothing overflows float32, DECIMAL to a smaller DECIMAL), and so is a datetime whose
+  values all fall on midnight for a DATE column (pandas turns dates into datetimes);
+- anything else (e.g. strings to numbers, floats to integers) is reported; cast it explicitly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
 from tauro_workbench.dtypes import DataType, TypeSpec, can_cast_losslessly
 from tauro_workbench.exceptions import SchemaValidationError
-from tauro_workbench.frames import FrameLike, to_lazyframe, utc_datetime_expr
+from tauro_workbench.frames import FrameLike, to_lazyframe, to_utc, utc_datetime_expr
 
 if TYPE_CHECKING:
     from tauro_workbench.schema import FeatureGroupSchema
 
-__all__ = ["FrameLike", "validate_frame", "entity_key_dtype"]
+__all__ = ["FrameLike", "entity_key_dtype", "validate_frame"]
 
 _SAMPLE = 5
 
@@ -26,10 +39,13 @@ def entity_key_dtype(declared: TypeSpec | None, actual: pl.DataType) -> pl.DataT
     """Return the storage type of an entity key column, or None if ``actual`` is not allowed.
 
     Declared keys follow the lossless-cast rules. Undeclared keys accept integers (stored as
-    Int64), strings (String) and dates (Date).
+    Int64), strings (String) and dates (Date); an all-null column is stored as Int64 (and
+    then reported for its nulls).
     """
     if declared is not None:
         return declared.to_polars() if can_cast_losslessly(actual, declared) else None
+    if actual == pl.Null:
+        return pl.Int64()
     if actual.is_integer():
         return pl.Int64() if actual != pl.UInt64 else None
     if actual in (pl.String, pl.Categorical) or isinstance(actual, pl.Enum | pl.Categorical):
@@ -48,12 +64,14 @@ def validate_frame(
     """Validate ``frame`` against ``schema`` and return it cast to the schema's types.
 
     See :meth:`FeatureGroupSchema.validate`.
+
+    Raises:
+        SchemaValidationError: Listing every problem found, each with its column, the count
+            of offending rows and a few offending values.
     """
     lazy = to_lazyframe(frame)
     actual = lazy.collect_schema()
     problems: list[str] = []
-    casts: list[pl.Expr] = []
-    narrowed: dict[str, pl.DataType] = {}
 
     missing = [c for c in schema.columns if c not in actual]
     if missing:
@@ -62,139 +80,208 @@ def validate_frame(
     if extras and extra_columns == "error":
         problems.append(f"unexpected columns {extras}; the schema has {schema.columns}")
 
+    casts: dict[str, pl.Expr] = {}
+    narrowed: dict[str, pl.DataType] = {}
     for column in schema.columns:
         if column not in actual:
             continue
-        dtype = actual[column]
-        declared = schema.column_spec(column)
-        if column in schema.entity_keys:
-            target = entity_key_dtype(declared, dtype)
-            if target is None:
-                want = str(declared) if declared else "an integer, string or date type"
-                problems.append(f"entity key {column!r} has type {dtype}, expected {want}")
-                continue
-            casts.append(pl.col(column).cast(target))
-        elif declared is not None and declared.base is DataType.TIMESTAMP:
-            if not can_cast_losslessly(dtype, declared):
-                problems.append(f"column {column!r} has type {dtype}, expected a datetime (TIMESTAMP)")
-                continue
-            casts.append(utc_datetime_expr(column, dtype))
+        plan = _plan_column(schema, column, actual[column])
+        if isinstance(plan, str):
+            problems.append(plan)
+        elif isinstance(plan, pl.Expr):
+            casts[column] = plan
         else:
-            assert declared is not None
-            if _value_castable(dtype, declared):
-                narrowed[column] = declared.to_polars()
-                continue
-            if not can_cast_losslessly(dtype, declared):
-                problems.append(
-                    f"feature {column!r} has type {dtype}, expected {declared} "
-                    f"({declared.to_polars()}); cast it explicitly if the conversion is intended"
-                )
-                continue
-            casts.append(pl.col(column).cast(declared.to_polars()))
+            narrowed[column] = plan
 
-    kept = [c for c in actual if c in schema.columns] + (extras if extra_columns == "keep" else [])
-    typed_ok = {c for c in schema.columns if c in actual} - {p for p in _bad_columns(problems, schema)}
-    data = lazy.select(kept).with_columns(casts).collect() if not problems or typed_ok else None
-    if data is not None and narrowed:
-        problems += _narrowing_problems(data, narrowed)
-        if not problems:
-            data = data.with_columns(pl.col(c).cast(t) for c, t in narrowed.items())
-    if data is not None and not problems:
-        problems += _value_problems(schema, data, typed_ok)
+    typed = set(casts) | set(narrowed)
+    kept = [c for c in actual if c in typed] + (extras if extra_columns == "keep" else [])
+    data = lazy.select(kept).with_columns(casts.values()).collect()
+    narrowing = _narrowing_problems(schema, data, narrowed)
+    problems += narrowing.values()
+    problems += _value_problems(schema, data, typed)
     if problems:
         raise SchemaValidationError(problems, group=schema.name)
-    assert data is not None
-    order = [c for c in schema.columns] + (extras if extra_columns == "keep" else [])
+    data = data.with_columns(_narrow_expr(c, data.schema[c], t) for c, t in narrowed.items())
+    order = [*schema.columns, *(extras if extra_columns == "keep" else [])]
     return data.select(order)
 
 
+def _role(schema: FeatureGroupSchema, column: str) -> str:
+    if column in schema.entity_keys:
+        return "entity key"
+    if column == schema.timestamp_key:
+        return "timestamp key"
+    if column == schema.created_timestamp_key:
+        return "created timestamp key"
+    return "feature"
+
+
+def _plan_column(schema: FeatureGroupSchema, column: str, dtype: pl.DataType) -> pl.Expr | pl.DataType | str:
+    """Return a cast expression, a target type to narrow to after a value check, or a problem."""
+    declared = schema.column_spec(column)
+    role = _role(schema, column)
+    if declared is None:  # an undeclared entity key
+        target = entity_key_dtype(None, dtype)
+        if target is None:
+            return (
+                f"entity key {column!r} has type {dtype}, expected an integer (up to Int64/UInt32), "
+                "string or date type; declare it in entity_key_types or cast it"
+            )
+        return pl.col(column).cast(target)
+    if declared.base is DataType.TIMESTAMP and can_cast_losslessly(dtype, declared):
+        return utc_datetime_expr(column, dtype)
+    if can_cast_losslessly(dtype, declared):
+        return pl.col(column).cast(declared.to_polars())
+    if _value_castable(dtype, declared):
+        return declared.to_polars()
+    return (
+        f"{role} {column!r} has type {dtype}, expected {declared} ({declared.to_polars()}); "
+        "cast it explicitly if the conversion is intended"
+    )
+
+
 def _value_castable(source: pl.DataType, target: TypeSpec) -> bool:
-    """Integer columns may narrow when every actual value survives the cast exactly; Float64 may
-    round to FLOAT when no value overflows float32."""
-    if can_cast_losslessly(source, target):
-        return False
+    """Whether ``source`` may narrow to ``target`` once every value is checked to fit."""
+    base = target.base
     if source.is_integer():
-        return target.base in (DataType.INT, DataType.BIGINT, DataType.FLOAT, DataType.DOUBLE, DataType.DECIMAL)
-    return source == pl.Float64 and target.base is DataType.FLOAT
+        return base in (DataType.INT, DataType.BIGINT, DataType.FLOAT, DataType.DOUBLE, DataType.DECIMAL)
+    if source in (pl.Float32, pl.Float64):
+        return base is DataType.DECIMAL or (source == pl.Float64 and base is DataType.FLOAT)
+    if isinstance(source, pl.Decimal):
+        return base is DataType.DECIMAL
+    return isinstance(source, pl.Datetime) and base is DataType.DATE
 
 
-def _narrowing_problems(data: pl.DataFrame, narrowed: dict[str, pl.DataType]) -> list[str]:
-    problems = []
+def _narrow_expr(column: str, source: pl.DataType, target: pl.DataType) -> pl.Expr:
+    if isinstance(source, pl.Datetime) and target == pl.Date:
+        return pl.col(column).dt.date()
+    return pl.col(column).cast(target, strict=False)
+
+
+def _narrowing_problems(
+    schema: FeatureGroupSchema, data: pl.DataFrame, narrowed: dict[str, pl.DataType]
+) -> dict[str, str]:
+    """Return column -> problem for the narrowed columns whose values do not fit."""
+    problems: dict[str, str] = {}
     for column, target in narrowed.items():
+        source = data.schema[column]
         original = pl.col(column)
-        cast = original.cast(target, strict=False)
-        if data.schema[column] == pl.Float64:  # rounding to float32 is what FLOAT means; overflow is not
+        cast = _narrow_expr(column, source, target)
+        if isinstance(source, pl.Datetime):
+            lossy = original.is_not_null() & (original.dt.time() != pl.time(0))
+            what = "are not at midnight, so they are not dates"
+        elif source == pl.Float64 and target == pl.Float32:
+            # rounding to float32 is what FLOAT means; overflow is not
             lossy = original.is_finite() & cast.is_infinite()
+            what = "overflow FLOAT (float32)"
         else:
-            lossy = original.is_not_null() & (cast.is_null() | (cast.cast(data.schema[column], strict=False) != original))
+            back = cast.cast(source, strict=False)
+            lossy = original.is_not_null() & (cast.is_null() | (back != original) | back.is_null())
+            what = f"do not fit {schema.column_spec(column)} exactly"
         bad = data.filter(lossy).get_column(column)
         if bad.len():
-            problems.append(
-                f"feature {column!r} ({data.schema[column]}) has {bad.len()} value(s) that do not fit "
-                f"{target} exactly, e.g. {bad.head(_SAMPLE).to_list()}"
+            problems[column] = (
+                f"{_role(schema, column)} {column!r} ({source}) has {bad.len()} value(s) that {what}, "
+                f"e.g. {bad.head(_SAMPLE).to_list()}"
             )
     return problems
-
-
-def _bad_columns(problems: list[str], schema: FeatureGroupSchema) -> set[str]:
-    return {c for c in schema.columns if any(f"{c!r} has type" in p for p in problems)}
 
 
 def _value_problems(schema: FeatureGroupSchema, data: pl.DataFrame, columns: set[str]) -> list[str]:
-    """Null and metadata-constraint checks, computed in one aggregate pass."""
+    """Null and metadata-constraint checks, computed in one aggregate pass where possible."""
     required = [c for c in schema.entity_keys if c in columns]
-    if schema.timestamp_key in columns:
-        required.append(schema.timestamp_key)  # type: ignore[arg-type]
+    if schema.timestamp_key is not None and schema.timestamp_key in columns:
+        required.append(schema.timestamp_key)
     required += [f.name for f in schema.features if not f.nullable and f.name in columns]
 
-    checks: dict[str, tuple[str, pl.Expr]] = {}
+    checks: list[tuple[str, str, pl.Expr | None]] = []  # (kind, column, offending-rows expr)
+    broken: list[str] = []
     for column in required:
-        checks[f"null:{column}"] = (column, pl.col(column).is_null())
+        checks.append(("null", column, pl.col(column).is_null()))
     for feature in schema.features:
         if feature.name not in columns:
             continue
-        meta = feature.metadata
-        col = pl.col(feature.name)
-        if meta.get("min") is not None:
-            checks[f"min:{feature.name}"] = (feature.name, col < _literal(meta["min"]))
-        if meta.get("max") is not None:
-            checks[f"max:{feature.name}"] = (feature.name, col > _literal(meta["max"]))
-        if meta.get("allowed_values") is not None:
-            allowed = pl.Series(list(meta["allowed_values"]))
-            checks[f"allowed:{feature.name}"] = (
-                feature.name,
-                col.is_not_null() & ~col.is_in(allowed.cast(data.schema[feature.name], strict=False).implode()),
-            )
+        dtype = data.schema[feature.name]
+        for kind in ("min", "max", "allowed_values"):
+            bound = feature.metadata.get(kind)
+            if bound is None:
+                continue
+            try:
+                checks.append((kind, feature.name, _constraint(kind, feature.name, dtype, bound)))
+            except (pl.exceptions.PolarsError, TypeError, ValueError, SchemaValidationError) as err:
+                broken.append(
+                    f"feature {feature.name!r}: metadata {kind} {bound!r} cannot be checked "
+                    f"against {dtype} values ({err})"
+                )
     if not checks:
-        return []
-    try:
-        counts = data.select([expr.sum().alias(key) for key, (_, expr) in checks.items()]).row(0, named=True)
-    except pl.exceptions.PolarsError as err:
-        return [f"metadata constraints could not be checked: {err}"]
+        return broken
+    counts = _counts(data, checks, broken)
     problems: list[str] = []
-    for key, count in counts.items():
-        if not count:
+    for (kind, column, expr), count in zip(checks, counts, strict=True):
+        if not count or expr is None:
             continue
-        kind, column = key.split(":", 1)
-        expr = checks[key][1]
-        sample = data.filter(expr).get_column(column).head(_SAMPLE).to_list()
-        meta = schema.get_feature(column).metadata if column in schema.feature_names else {}
         if kind == "null":
-            role = "entity key" if column in schema.entity_keys else (
-                "timestamp key" if column == schema.timestamp_key else "non-nullable feature"
-            )
-            problems.append(f"{role} {column!r} has {count} null value(s)")
-        elif kind == "min":
-            problems.append(f"feature {column!r} has {count} value(s) below min {meta['min']!r}, e.g. {sample}")
+            rows = data.select(pl.arg_where(expr).head(_SAMPLE)).to_series().to_list()
+            role = _role(schema, column).replace("feature", "non-nullable feature")
+            problems.append(f"{role} {column!r} has {count} null value(s), e.g. at rows {rows}")
+            continue
+        sample = data.filter(expr).get_column(column).head(_SAMPLE).to_list()
+        bound = schema.get_feature(column).metadata[kind]
+        if kind == "min":
+            problems.append(f"feature {column!r} has {count} value(s) below min {bound!r}, e.g. {sample}")
         elif kind == "max":
-            problems.append(f"feature {column!r} has {count} value(s) above max {meta['max']!r}, e.g. {sample}")
+            problems.append(f"feature {column!r} has {count} value(s) above max {bound!r}, e.g. {sample}")
         else:
             problems.append(
-                f"feature {column!r} has {count} value(s) outside allowed_values "
-                f"{list(meta['allowed_values'])!r}, e.g. {sample}"
+                f"feature {column!r} has {count} value(s) outside allowed_values {list(bound)!r}, e.g. {sample}"
             )
-    return problems
+    return problems + broken
 
 
-def _literal(value: Any) -> pl.Expr:
-    return pl.lit(value)
+def _counts(data: pl.DataFrame, checks: list[tuple[str, str, pl.Expr | None]], broken: list[str]) -> list[int]:
+    exprs = [expr for _, _, expr in checks if expr is not None]
+    try:
+        row = data.select(e.sum().alias(str(i)) for i, e in enumerate(exprs)).row(0)
+        values = iter(int(v or 0) for v in row)
+        return [next(values) if expr is not None else 0 for _, _, expr in checks]
+    except pl.exceptions.PolarsError:
+        pass
+    # one constraint cannot be evaluated on this data: find it, report it, keep the others
+    counts = []
+    for kind, column, expr in checks:
+        try:
+            counts.append(0 if expr is None else int(data.select(expr.sum()).item() or 0))
+        except pl.exceptions.PolarsError as err:
+            broken.append(f"feature {column!r}: metadata {kind} cannot be checked ({err})")
+            counts.append(0)
+    return counts
+
+
+def _constraint(kind: str, column: str, dtype: pl.DataType, bound: Any) -> pl.Expr:
+    """Return the expression selecting the rows that break one metadata constraint."""
+    col = pl.col(column)
+    if kind == "allowed_values":
+        if isinstance(bound, (str, bytes)) or not isinstance(bound, Sequence):
+            raise TypeError("allowed_values must be a list")
+        values = [_literal_value(v, dtype) for v in bound]
+        allowed = pl.Series(values, dtype=dtype if not isinstance(dtype, pl.Decimal) else pl.Float64, strict=False)
+        target = col.cast(pl.Float64) if isinstance(dtype, pl.Decimal) else col
+        return col.is_not_null() & ~target.is_in(allowed.implode())
+    value = _literal_value(bound, dtype)
+    if isinstance(dtype, pl.Decimal):  # Polars cannot compare a decimal column with a float literal
+        col = col.cast(pl.Float64)
+    lit = pl.lit(value, dtype=dtype) if isinstance(dtype, pl.Datetime) else pl.lit(value)
+    return col < lit if kind == "min" else col > lit
+
+
+def _literal_value(value: Any, dtype: pl.DataType) -> Any:
+    """Convert a constraint bound to a value comparable with a column of ``dtype``."""
+    if isinstance(dtype, pl.Datetime):
+        return to_utc(value)
+    if dtype == pl.Date and isinstance(value, str):
+        return date.fromisoformat(value)
+    if dtype == pl.Date and isinstance(value, datetime):
+        return value.date()
+    if isinstance(dtype, pl.Decimal) and isinstance(value, (int, float, Decimal)):
+        return float(value)
+    return value
