@@ -236,8 +236,10 @@ class FeatureStoreConfig(_Options):
     # -- derived values -------------------------------------------------------------------
     @property
     def offline_path(self) -> Path:
-        """Root folder of offline tables (``materialized.storage_path`` or ``storage_path``)."""
-        return Path(self.materialized.storage_path or self.storage_path)
+        """Root folder of offline tables: ``materialized.storage_path``, else ``<storage_path>/offline``."""
+        if self.materialized.storage_path:
+            return Path(self.materialized.storage_path)
+        return Path(self.storage_path) / "offline"
 
     @property
     def offline_format(self) -> Literal["delta", "parquet"]:

@@ -216,6 +216,7 @@ def test_derived_paths() -> None:
     assert cfg.storage_path == "repo"
     assert cfg.offline_path == Path("offline") and cfg.offline_format == "parquet"
     assert cfg.registry_path == Path("repo/registry.db")
+    assert FeatureStoreConfig(storage_path="repo").offline_path == Path("repo/offline")
 
 
 def test_drift_thresholds_for_group_and_feature() -> None:

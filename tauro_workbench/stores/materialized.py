@@ -1,0 +1,617 @@
+"""MaterializedFeatureStore: feature groups stored as Delta Lake (or Parquet) tables.
+
+Layout: ``<config.offline_path>/<group>/v<version>/`` holds one table per group version
+(:meth:`MaterializedFeatureStore.table_uri`). Tables hold the group's columns plus hidden ones
+(see :mod:`tauro_workbench.stores.offline_table`):
+
+- ``_tauro_seq`` (Int64): ``(write number << 32) | row index``; greater means written later. It
+  is the last point-in-time tie-breaker, after the event time and the created time.
+- ``_tauro_date`` (Date, only with ``materialized.partition_by_date``): the partition column.
+
+Files committed by other engines (e.g. Spark) may lack ``_tauro_seq``; their rows then lose
+ties to rows written here (null sorts first).
+
+Every read records what it read in :attr:`MaterializedFeatureStore.last_read_info` (a
+:class:`ReadInfo`: table versions, plan, timing, cache hit), so a training set can be rebuilt
+exactly with ``as_of=info.table_versions``. Results of :meth:`get_features` are cached (bounded by
+``materialized.cache_size_mb``) under keys holding the table versions read, so a write is never
+followed by a stale read.
+
+Example:
+    >>> store = MaterializedFeatureStore(storage_path="./feature_repo")  # doctest: +SKIP
+    >>> store.register_features(user_features)                          # doctest: +SKIP
+    >>> store.write_features("user_features", df)                       # doctest: +SKIP
+    >>> store.get_features(["age"], entity_ids={"user_id": [1, 2]}).collect()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import polars as pl
+from loguru import logger
+
+from tauro_workbench.config import FeatureStoreConfig
+from tauro_workbench.engines.pit import PointInTimeSpec, point_in_time_join
+from tauro_workbench.exceptions import (
+    ConfigurationError,
+    FeatureMaterializationError,
+    FeatureNotFoundError,
+    FeatureStoreException,
+    PointInTimeError,
+)
+from tauro_workbench.frames import FrameLike, to_lazyframe, to_utc
+from tauro_workbench.monitoring.events import EventBus, FeaturesWritten
+from tauro_workbench.monitoring.monitor import WriteMonitor
+from tauro_workbench.registry import FeatureStoreMetadata, WriteRecord
+from tauro_workbench.retrieval import (
+    FeatureRef,
+    entity_frame,
+    group_refs,
+    resolve_features,
+    resolve_timestamp_column,
+)
+from tauro_workbench.retry import RetryPolicy
+from tauro_workbench.schema import FeatureGroupSchema, validate_identifier
+from tauro_workbench.stores.backfill import ChunkBy, Source, load_window
+from tauro_workbench.stores.base import BaseFeatureStore, HealthReport
+from tauro_workbench.stores.latest_values import (
+    GroupRead,
+    apply_ttl,
+    join_latest,
+    latest_values,
+    window_filter,
+)
+from tauro_workbench.stores.offline_table import (
+    DATE_COLUMN,
+    SEQ_COLUMN,
+    AsOf,
+    OfflineTable,
+    TimeWindow,
+    WriteMode,
+    open_offline_table,
+)
+from tauro_workbench.stores.online_serving import OnlineServingMixin
+from tauro_workbench.stores.result_cache import ResultCache, frame_digest
+
+__all__ = ["MaterializedFeatureStore", "ReadInfo"]
+
+AsOfArg = int | datetime | Mapping[str, int | datetime | None] | None
+_MODES = ("append", "overwrite", "merge")
+
+
+@dataclass(frozen=True)
+class ReadInfo:
+    """What one read used: table versions, plan and timing.
+
+    Attributes:
+        operation: ``get_features``, ``get_historical_features`` or ``scan_group``.
+        table_versions: Group name -> table version read (None: the table did not exist).
+        group_versions: Group name -> schema version read.
+        plan: The Polars plan of the result (unoptimized).
+        seconds: Wall time of the call (planning only for lazy results).
+        cached: True when the result came from the result cache.
+    """
+
+    operation: str
+    table_versions: dict[str, int | None]
+    group_versions: dict[str, int]
+    plan: str = field(repr=False)
+    seconds: float
+    cached: bool = False
+
+
+class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
+    """Feature groups written to Delta (or Parquet) tables; point-in-time reads and time travel.
+
+    Args:
+        context: None, a dict of options, or a Tauro context with ``feature_store_path`` /
+            ``feature_store_config`` attributes.
+        storage_path: Root folder of the store (wins over ``context`` and ``config``).
+        storage_format: ``"delta"`` or ``"parquet"``; default: the config's (``delta``).
+        config: A :class:`FeatureStoreConfig` or dict of options.
+        metadata: A registry to share (default ``<storage_path>/registry.db``).
+        events: An event bus to share.
+
+    Example:
+        >>> store = MaterializedFeatureStore(storage_path="/tmp/fs", storage_format="parquet")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        context: Any = None,
+        *,
+        storage_path: str | Path | None = None,
+        storage_format: Literal["delta", "parquet"] | None = None,
+        config: FeatureStoreConfig | Mapping[str, Any] | None = None,
+        metadata: FeatureStoreMetadata | None = None,
+        events: EventBus | None = None,
+    ) -> None:
+        super().__init__(context, config=config, storage_path=storage_path, metadata=metadata, events=events)
+        if storage_format is not None:
+            self.config = self.config.with_options(materialized={"storage_format": storage_format})
+        self.storage_format = self.config.offline_format
+        self.monitor = WriteMonitor(self.metadata, self.config.drift, self.events)
+        self.retry = RetryPolicy.from_config(self.config)
+        mb = self.config.materialized.cache_size_mb if self.config.materialized.cache_enabled else 0
+        self.cache = ResultCache(mb * 1024 * 1024)
+        self.last_read_info: ReadInfo | None = None
+        self._tables: dict[tuple[str, int], OfflineTable] = {}
+
+    # -- tables ---------------------------------------------------------------------------
+    def table_uri(self, feature_group: str, version: int | None = None) -> str:
+        """Return the absolute path of a group version's table (latest version when None).
+
+        Example:
+            >>> store.table_uri("user_features")  # doctest: +SKIP
+            '/repo/user_features/v1'
+        """
+        return self._table(self.metadata.get_feature_group(feature_group, version)).uri
+
+    def _table(self, schema: FeatureGroupSchema) -> OfflineTable:
+        key = (schema.name, schema.version)
+        table = self._tables.get(key)
+        if table is None:
+            name = validate_identifier(schema.name, "Feature group name")
+            path = self.config.offline_path / name / f"v{schema.version}"
+            table = open_offline_table(path, self.storage_format, retry=self.retry)
+            self._tables[key] = table
+        return table
+
+    def _scan_at(self, schema: FeatureGroupSchema, table_version: int | None) -> pl.LazyFrame:
+        """Return the group's table at ``table_version`` (an empty typed frame if none)."""
+        scan = self._table(schema).scan(table_version)
+        if scan is not None:
+            return scan
+        types = {c: schema.polars_schema().get(c, pl.Int64()) for c in schema.columns}
+        return pl.LazyFrame(schema={**types, SEQ_COLUMN: pl.Int64()})
+
+    def _versions(self, schemas: Mapping[str, FeatureGroupSchema], as_of: AsOfArg) -> dict[str, int | None]:
+        versions: dict[str, int | None] = {}
+        for name, schema in schemas.items():
+            point: AsOf = as_of.get(name) if isinstance(as_of, Mapping) else as_of
+            if isinstance(point, datetime):
+                point = to_utc(point)
+            versions[name] = self._table(schema).resolve_version(point)
+        return versions
+
+    # -- writes ---------------------------------------------------------------------------
+    def write_features(  # type: ignore[override]  # explicit options instead of the base's **options
+        self,
+        feature_group: str,
+        data: FrameLike,
+        mode: str = "append",
+        backfill: bool = False,
+        *,
+        on_drift: str | None = None,
+    ) -> WriteRecord:
+        """Validate ``data`` and write it to the group's table in one transaction.
+
+        Args:
+            feature_group: A registered group (its latest version is written).
+            data: Polars (eager or lazy), PyArrow or pandas rows.
+            mode: ``append``; ``overwrite`` (atomic replace of the whole table); ``merge``
+                (upsert on entity keys + event time; the last duplicate input row wins).
+            backfill: Replace the event-time window ``[min, max]`` covered by ``data``
+                (see :meth:`backfill`); needs ``mode="append"``.
+            on_drift: Override of ``drift.on_drift`` for this write.
+
+        Returns:
+            The registry's record of the write (rows, table version, ...).
+
+        Raises:
+            SchemaValidationError: If the data breaks the schema (nothing is written).
+            DriftDetectedError: If the drift gate blocks the write (nothing is written).
+            FeatureMaterializationError: If the table write failed (the table is unchanged).
+            ConfigurationError: For an unknown mode.
+
+        Example:
+            >>> store.write_features("user_features", df, mode="merge")  # doctest: +SKIP
+        """
+        if mode not in _MODES:
+            raise ConfigurationError(f"unknown write mode {mode!r}; use one of {list(_MODES)}")
+        schema = self.metadata.get_feature_group(feature_group)
+        df = schema.validate(data)
+        if not backfill:
+            return self._write(schema, df, cast(WriteMode, mode), on_drift=on_drift)
+        if mode != "append" or schema.timestamp_key is None:
+            raise ConfigurationError(
+                f"backfill=True replaces the event-time window of the data; it needs mode='append' "
+                f"and a group with a timestamp_key (got mode={mode!r}, group {schema.name!r})"
+            )
+        if df.height == 0:
+            return self._write(schema, df, "append", on_drift=on_drift)
+        times = df.get_column(schema.timestamp_key)
+        window = (schema.timestamp_key, times.min(), times.max() + timedelta(microseconds=1))  # type: ignore[operator]
+        return self._write(schema, df, "backfill", window=window, on_drift=on_drift)  # type: ignore[arg-type]
+
+    def backfill(
+        self,
+        feature_group: str,
+        data_or_source: FrameLike | Source,
+        *,
+        start: datetime | str,
+        end: datetime | str,
+        chunk_by: ChunkBy | None = None,
+        on_drift: str | None = None,
+    ) -> WriteRecord:
+        """Replace exactly the ``[start, end)`` event-time window of a group, in one transaction.
+
+        Idempotent: running it twice leaves the same rows (only ``_tauro_seq`` differs).
+
+        Args:
+            feature_group: A registered group with a ``timestamp_key``.
+            data_or_source: A frame (its rows inside the window are used) or a callable
+                ``source(chunk_start, chunk_end)`` returning the rows of one chunk.
+            start: Window start (inclusive); naive datetimes are UTC.
+            end: Window end (exclusive).
+            chunk_by: ``"day"``, ``"month"`` or ``"none"``; default by window length.
+            on_drift: Override of ``drift.on_drift`` for this write.
+
+        Returns:
+            The registry's record of the write (mode ``backfill``).
+
+        Raises:
+            PointInTimeError: For an empty window or a group without event time.
+            SchemaValidationError: If a chunk breaks the schema (nothing is written).
+
+        Example:
+            >>> store.backfill("user_features", history, start="2024-01-01", end="2024-02-01")  # doctest: +SKIP
+        """
+        schema = self.metadata.get_feature_group(feature_group)
+        df, lo, hi = load_window(schema, data_or_source, start, end, chunk_by=chunk_by)
+        assert schema.timestamp_key is not None  # load_window checked it
+        return self._write(schema, df, "backfill", window=(schema.timestamp_key, lo, hi), on_drift=on_drift)
+
+    def _write(
+        self,
+        schema: FeatureGroupSchema,
+        df: pl.DataFrame,
+        mode: WriteMode,
+        *,
+        window: TimeWindow | None = None,
+        on_drift: str | None = None,
+    ) -> WriteRecord:
+        report = self.monitor.before_write(schema, df, on_drift=on_drift)
+        table = self._table(schema)
+        started = time.perf_counter()
+        keys = [*schema.entity_keys, *([schema.timestamp_key] if schema.timestamp_key else [])]
+        try:
+            frame = self._with_partition(schema, table, df)
+            if mode == "merge":
+                frame = frame.unique(subset=keys, keep="last", maintain_order=True)
+            if mode == "append" and frame.height == 0:
+                table_version = table.version()
+            else:
+                partition_by = [DATE_COLUMN] if DATE_COLUMN in frame.columns else []
+                table_version = table.commit(
+                    mode,
+                    frame,
+                    merge_keys=keys,
+                    window=window,
+                    partition_by=partition_by,  # type: ignore[arg-type]
+                )
+        except FeatureStoreException:
+            raise
+        except Exception as err:
+            raise FeatureMaterializationError(
+                f"{mode} of {df.height} rows to {schema.name!r} v{schema.version} at {table.uri!r} failed "
+                f"(nothing was committed): {err}"
+            ) from err
+        seconds = time.perf_counter() - started
+        details: dict[str, Any] = {"format": table.format, "seconds": round(seconds, 6)}
+        if window is not None:
+            details["window"] = [window[1].isoformat(), window[2].isoformat()]
+        record = self.metadata.record_write(
+            schema.name,
+            schema.version,
+            mode=mode,
+            rows=df.height,
+            table_version=table_version,
+            details=details,
+        )
+        self.monitor.after_write(schema, record, report)
+        self._sync_after_write(schema, df, record)
+        self.events.publish(
+            FeaturesWritten(
+                group=schema.name,
+                version=schema.version,
+                rows=df.height,
+                mode=mode,
+                table_version=table_version,
+                write_id=record.id,
+            )
+        )
+        logger.info(
+            "{} {} rows to {} v{} (table version {}, {:.3f} s)",
+            mode,
+            df.height,
+            schema.name,
+            schema.version,
+            table_version,
+            seconds,
+        )
+        return record
+
+    def _with_partition(
+        self, schema: FeatureGroupSchema, table: OfflineTable, df: pl.DataFrame
+    ) -> pl.DataFrame:
+        """Add ``_tauro_date`` when the table is (or will be created) partitioned by date."""
+        if schema.timestamp_key is None:
+            return df
+        existing = table.scan(None)
+        partitioned = (
+            DATE_COLUMN in existing.collect_schema()
+            if existing is not None
+            else self.config.materialized.partition_by_date
+        )
+        if not partitioned:
+            return df
+        return df.with_columns(pl.col(schema.timestamp_key).dt.date().alias(DATE_COLUMN))
+
+    # -- reads ----------------------------------------------------------------------------
+    def scan_group(
+        self,
+        feature_group: str,
+        *,
+        version: int | None = None,
+        as_of: int | datetime | None = None,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pl.LazyFrame:
+        """Return a group's stored rows lazily, optionally as of an earlier table version.
+
+        Args:
+            feature_group: A registered group.
+            version: Schema version of the group (latest when None).
+            as_of: Table version (int) or instant (datetime) to read; latest when None.
+            start: Keep event times >= start (naive = UTC).
+            end: Keep event times < end.
+            columns: Columns to return (hidden ``_tauro_seq`` / ``_tauro_date`` may be named);
+                default: the group's columns.
+
+        Returns:
+            A LazyFrame pinned to the table version recorded in :attr:`last_read_info`.
+
+        Raises:
+            PointInTimeError: For an unknown table version, a window on a group without event
+                time, or time travel on a Parquet table.
+            FeatureNotFoundError: For an unknown column.
+
+        Example:
+            >>> store.scan_group("user_features", as_of=3).collect()  # doctest: +SKIP
+        """
+        started = time.perf_counter()
+        schema = self.metadata.get_feature_group(feature_group, version)
+        table_version = self._versions({schema.name: schema}, as_of)[schema.name]
+        lf = self._scan_at(schema, table_version)
+        available = lf.collect_schema()
+        wanted = list(columns) if columns is not None else schema.columns
+        unknown = [c for c in wanted if c not in available]
+        if unknown:
+            raise FeatureNotFoundError(
+                unknown[0],
+                candidates=list(available),
+                reason=f"Group {schema.name!r} has no column {unknown[0]!r}.",
+            )
+        if start is not None or end is not None:
+            lf = lf.filter(window_filter(schema, available, start, end))
+        lf = lf.select(wanted)
+        self._record_read("scan_group", {schema.name: schema}, {schema.name: table_version}, lf, started)
+        return lf
+
+    def _resolve(
+        self, feature_names: Sequence[str] | str, *, full_feature_names: bool
+    ) -> tuple[dict[str, FeatureGroupSchema], dict[str, list[FeatureRef]]]:
+        refs = resolve_features(self.metadata, feature_names, full_feature_names=full_feature_names)
+        grouped = group_refs(refs)
+        schemas = {g: self.metadata.get_feature_group(g, rs[0].version) for g, rs in grouped.items()}
+        return schemas, grouped
+
+    def get_features(
+        self,
+        feature_names: Sequence[str] | str,
+        entity_ids: Mapping[str, Any] | FrameLike | None = None,
+        point_in_time: datetime | None = None,
+        *,
+        as_of: AsOfArg = None,
+        full_feature_names: bool = False,
+    ) -> pl.LazyFrame:
+        """Return the latest value of each feature per entity (as of ``point_in_time``).
+
+        Args:
+            feature_names: ``group.feature`` or bare names (see :mod:`tauro_workbench.retrieval`).
+            entity_ids: ``{"user_id": [1, 2]}`` or a frame of key columns; composite keys are
+                matched as tuples. None: every entity with a live value.
+            point_in_time: Read as of this instant (naive = UTC); ttl counts back from it
+                (from now when None).
+            as_of: Table version or datetime per group (a mapping) or for all groups.
+            full_feature_names: Output ``group__feature`` columns.
+
+        Returns:
+            Entity keys then features; with ``entity_ids``, one row per requested id, in
+            order, nulls where nothing is known (see :mod:`tauro_workbench.stores.latest_values`).
+
+        Raises:
+            FeatureNotFoundError: For unknown or ambiguous names.
+            PointInTimeError: For malformed entity ids.
+
+        Example:
+            >>> store.get_features(["age"], entity_ids={"user_id": [1, 2]}).collect()  # doctest: +SKIP
+        """
+        started = time.perf_counter()
+        schemas, grouped = self._resolve(feature_names, full_feature_names=full_feature_names)
+        keys = list(dict.fromkeys(k for s in schemas.values() for k in s.entity_keys))
+        ids = entity_frame(entity_ids, keys)
+        when = to_utc(point_in_time) if point_in_time is not None else None
+        versions = self._versions(schemas, as_of)
+        outputs = {
+            g: [r.output_name(full_feature_names=full_feature_names) for r in rs] for g, rs in grouped.items()
+        }
+        cache_key = (
+            "get_features",
+            tuple((g, s.version, versions[g], tuple(outputs[g])) for g, s in schemas.items()),
+            tuple(r.feature for rs in grouped.values() for r in rs),
+            when,
+            None if ids is None else frame_digest(ids),
+        )
+        result = self.cache.get(cache_key)
+        cached = result is not None
+        if result is None:
+            reads = [
+                GroupRead(
+                    s, self._scan_at(s, versions[g]), tuple(r.feature for r in grouped[g]), tuple(outputs[g])
+                )
+                for g, s in schemas.items()
+            ]
+            plan = latest_values(reads, ids, when)
+            logger.opt(lazy=True).debug("get_features plan:\n{}", plan.explain)
+            if self.cache.max_bytes > 0:
+                result = plan.collect()
+                self.cache.put(cache_key, result)
+                lf = result.lazy()
+            else:
+                lf = plan
+        else:
+            lf = result.lazy()
+        lf = apply_ttl(lf, schemas, outputs, when, every_entity=ids is None)
+        self._record_read("get_features", schemas, versions, lf, started, cached=cached)
+        return lf
+
+    def get_historical_features(
+        self,
+        entity_df: FrameLike,
+        feature_names: Sequence[str] | str,
+        *,
+        full_feature_names: bool = False,
+        timestamp_column: str | None = None,
+        as_of: AsOfArg = None,
+        engine: Literal["polars", "duckdb"] = "polars",
+    ) -> pl.LazyFrame:
+        """Join features onto ``entity_df`` as of each row's time (a point-in-time join).
+
+        One output row per input row, in input order, every input column kept; per group the
+        winner is the latest row with ``event_time <= t`` (and ``>= t - ttl``), ties broken by
+        the created time, then by write order (``_tauro_seq``). Groups without an event time
+        contribute their latest row per entity.
+
+        Args:
+            entity_df: Rows with every entity key of the requested groups and a time column.
+            feature_names: Features to add.
+            full_feature_names: Output ``group__feature`` columns.
+            timestamp_column: The entity time column (default: see
+                :func:`tauro_workbench.retrieval.resolve_timestamp_column`).
+            as_of: Table version or datetime per group (mapping) or for all groups, to rebuild
+                a training set exactly (see :attr:`last_read_info`).
+            engine: Point-in-time join engine.
+
+        Returns:
+            ``entity_df``'s columns then the features.
+
+        Raises:
+            PointInTimeError: For a missing key or time column, or a name clash.
+
+        Example:
+            >>> store.get_historical_features(labels, ["user_features.age"]).collect()  # doctest: +SKIP
+        """
+        started = time.perf_counter()
+        schemas, grouped = self._resolve(feature_names, full_feature_names=full_feature_names)
+        entity = to_lazyframe(entity_df)
+        time_column = resolve_timestamp_column(entity, timestamp_column)
+        entity_schema = entity.collect_schema()
+        missing = sorted({k for s in schemas.values() for k in s.entity_keys if k not in entity_schema})
+        if missing:
+            raise PointInTimeError(
+                f"entity frame lacks the entity key column(s) {missing}; it has {list(entity_schema)}",
+                hint="Add the key columns of every requested group.",
+            )
+        versions = self._versions(schemas, as_of)
+        out = entity
+        for name, schema in schemas.items():
+            features = tuple(r.feature for r in grouped[name])
+            outputs = tuple(r.output_name(full_feature_names=full_feature_names) for r in grouped[name])
+            scan = self._scan_at(schema, versions[name])
+            if schema.timestamp_key is None:
+                out = join_latest(out, scan, schema, features, outputs)
+                continue
+            spec = PointInTimeSpec(
+                entity_keys=tuple(schema.entity_keys),
+                entity_time=time_column,
+                event_time=schema.timestamp_key,
+                feature_columns=features,
+                output_names=outputs,
+                ttl=schema.ttl,
+                tie_breakers=(
+                    *([schema.created_timestamp_key] if schema.created_timestamp_key else []),
+                    SEQ_COLUMN,
+                ),
+            )
+            out = point_in_time_join(out, scan, spec, engine=engine)
+        self._record_read("get_historical_features", schemas, versions, out, started)
+        return out
+
+    def _record_read(
+        self,
+        operation: str,
+        schemas: Mapping[str, FeatureGroupSchema],
+        versions: Mapping[str, int | None],
+        lf: pl.LazyFrame,
+        started: float,
+        *,
+        cached: bool = False,
+    ) -> None:
+        self.last_read_info = ReadInfo(
+            operation=operation,
+            table_versions=dict(versions),
+            group_versions={g: s.version for g, s in schemas.items()},
+            plan=lf.explain(optimized=False),
+            seconds=time.perf_counter() - started,
+            cached=cached,
+        )
+
+    # -- table management -----------------------------------------------------------------
+    def history(self, feature_group: str, *, version: int | None = None) -> list[dict[str, object]]:
+        """Return the table commits of a group version, newest first (Delta ``history()``)."""
+        return self._table(self.metadata.get_feature_group(feature_group, version)).history()
+
+    def list_table_versions(self, feature_group: str, *, version: int | None = None) -> list[int]:
+        """Return the table versions of a group version, ascending (usable as ``as_of``)."""
+        return sorted(int(str(c["version"])) for c in self.history(feature_group, version=version))
+
+    def vacuum(
+        self,
+        feature_group: str,
+        *,
+        version: int | None = None,
+        retention_hours: int = 168,
+        dry_run: bool = True,
+    ) -> list[str]:
+        """Delete files unreferenced for ``retention_hours`` (Delta); return them.
+
+        Time travel to versions older than the retention stops working afterwards.
+        """
+        table = self._table(self.metadata.get_feature_group(feature_group, version))
+        return table.vacuum(retention_hours=retention_hours, dry_run=dry_run)
+
+    def health_check(self) -> HealthReport:
+        """Check the registry and that the offline folder is writable."""
+        checks = {"registry": self.metadata.health_check()}
+        details: dict[str, str] = {}
+        root = self.config.offline_path
+        probe = root / f".tauro_health_{uuid.uuid4().hex}"
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"ok")
+            probe.unlink()
+            checks["offline_storage"] = True
+        except OSError as err:
+            checks["offline_storage"] = False
+            details["offline_storage"] = f"{root} is not writable: {err}"
+        return HealthReport(checks=checks, details=details)

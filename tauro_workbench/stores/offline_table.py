@@ -1,0 +1,375 @@
+"""Offline tables: one Delta (or Parquet) table per feature group version, and its hidden columns.
+
+Every write goes through :meth:`OfflineTable.commit`, which numbers the rows it writes with the
+hidden column ``_tauro_seq`` (Int64)::
+
+    _tauro_seq = (write number << 32) | row index within the write
+
+The write number of a Delta write is the table version its commit creates: the commit is made
+with ``max_commit_retries=0``, so it either lands at exactly ``read version + 1`` or fails with a
+conflict, in which case the whole write (with new numbers) is retried per the store's
+:class:`~tauro_workbench.retry.RetryPolicy`. Numbers therefore grow with commit order across
+threads and processes, and a greater ``_tauro_seq`` always means "written later" (within one
+write, later input rows get greater numbers). Version 0 of every Delta table is its empty
+creation commit, so data versions start at 1. At most 2**32 rows per write.
+
+With ``partition_by_date``, the hidden column ``_tauro_date`` (Date of the event time) is the
+Delta partition column. Hidden columns start with ``_tauro``, a prefix user columns cannot use.
+
+Parquet format: a folder of ``part-<write number>-<uuid>.parquet`` files. Write numbers are
+allocated by creating ``_tauro_commits/<number>`` exclusively (safe across processes), so appends
+from several processes lose nothing. Differences from Delta: no time travel (only the latest
+state is readable); overwrite, merge and backfill rewrite the whole folder and swap it in with two
+renames (readers in between see no table; do not run them concurrently with other writers).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+import pyarrow as pa
+from loguru import logger
+
+from tauro_workbench.exceptions import FeatureMaterializationError, PointInTimeError
+from tauro_workbench.retry import RetryPolicy
+
+__all__ = [
+    "DATE_COLUMN",
+    "HIDDEN_COLUMNS",
+    "SEQ_COLUMN",
+    "DeltaOfflineTable",
+    "OfflineTable",
+    "ParquetOfflineTable",
+    "TimeWindow",
+    "open_offline_table",
+]
+
+SEQ_COLUMN = "_tauro_seq"
+DATE_COLUMN = "_tauro_date"
+HIDDEN_COLUMNS = (SEQ_COLUMN, DATE_COLUMN)
+_ROW_BITS = 32
+
+WriteMode = Literal["append", "overwrite", "merge", "backfill"]
+TimeWindow = tuple[str, datetime, datetime]  # (event-time column, start, end): [start, end)
+AsOf = int | datetime | None
+
+
+def with_sequence(frame: pl.DataFrame, write_number: int) -> pl.DataFrame:
+    """Return ``frame`` with ``_tauro_seq`` set for write ``write_number`` (see module docs)."""
+    if frame.height >= 1 << _ROW_BITS:
+        raise FeatureMaterializationError(
+            f"a single write holds at most {1 << _ROW_BITS} rows, got {frame.height}",
+            hint="Split the data into several writes.",
+        )
+    base = write_number << _ROW_BITS
+    return frame.with_columns((pl.int_range(pl.len(), dtype=pl.Int64) + base).alias(SEQ_COLUMN))
+
+
+class OfflineTable(ABC):
+    """One feature group version's table: versioned reads and sequenced, atomic writes.
+
+    Args:
+        path: Folder of the table.
+        retry: Policy for commit conflicts (another writer committed first).
+    """
+
+    format: str = ""
+
+    def __init__(self, path: Path, *, retry: RetryPolicy) -> None:
+        self.path = path
+        self.retry = retry
+
+    @property
+    def uri(self) -> str:
+        """Absolute path of the table folder."""
+        return str(self.path.resolve())
+
+    @abstractmethod
+    def exists(self) -> bool:
+        """True when the table has been created."""
+
+    @abstractmethod
+    def version(self) -> int | None:
+        """The latest table version (None when the table does not exist)."""
+
+    @abstractmethod
+    def resolve_version(self, as_of: AsOf) -> int | None:
+        """Return the table version read for ``as_of`` (a version number, a datetime, or None: latest)."""
+
+    @abstractmethod
+    def scan(self, version: int | None) -> pl.LazyFrame | None:
+        """Return the table at ``version`` lazily (None when the table does not exist)."""
+
+    @abstractmethod
+    def commit(
+        self,
+        mode: WriteMode,
+        frame: pl.DataFrame,
+        *,
+        merge_keys: Sequence[str] = (),
+        window: TimeWindow | None = None,
+        partition_by: Sequence[str] = (),
+    ) -> int:
+        """Write ``frame`` (without hidden ``_tauro_seq``) in one transaction; return the version.
+
+        Args:
+            mode: ``append``; ``overwrite`` (replace everything); ``merge`` (upsert on
+                ``merge_keys``); ``backfill`` (replace the rows of ``window``).
+            frame: Validated rows, with ``_tauro_date`` already added when partitioned.
+            merge_keys: Columns identifying a row for ``merge``.
+            window: Event-time window replaced by ``backfill``.
+            partition_by: Partition columns used when the table is created.
+        """
+
+    @abstractmethod
+    def history(self) -> list[dict[str, object]]:
+        """Return the table's commits, newest first (version, timestamp, operation, ...)."""
+
+    def vacuum(self, *, retention_hours: int = 168, dry_run: bool = True) -> list[str]:
+        """Delete files no longer referenced (Delta only); return them."""
+        return []
+
+
+class DeltaOfflineTable(OfflineTable):
+    """A Delta Lake table written with deltalake (delta-rs)."""
+
+    format = "delta"
+
+    def _open(self, version: AsOf = None):  # type: ignore[no-untyped-def]
+        from deltalake import DeltaTable
+
+        if not DeltaTable.is_deltatable(self.uri):
+            return None
+        table = DeltaTable(self.uri)
+        if version is not None:
+            try:
+                table.load_as_version(version)
+            except Exception as err:  # deltalake raises several untyped errors here
+                raise PointInTimeError(
+                    f"table {self.uri!r} has no version for as_of={version!r}: {err}",
+                    hint="List the versions with store.list_table_versions(group).",
+                ) from err
+        return table
+
+    def exists(self) -> bool:
+        from deltalake import DeltaTable
+
+        return bool(DeltaTable.is_deltatable(self.uri))
+
+    def version(self) -> int | None:
+        table = self._open()
+        return None if table is None else int(table.version())
+
+    def resolve_version(self, as_of: AsOf) -> int | None:
+        if isinstance(as_of, bool) or (isinstance(as_of, int) and as_of < 0):
+            raise PointInTimeError(f"as_of must be a table version >= 0 or a datetime, got {as_of!r}")
+        table = self._open(as_of)
+        return None if table is None else int(table.version())
+
+    def scan(self, version: int | None) -> pl.LazyFrame | None:
+        if not self.exists():
+            return None
+        return pl.scan_delta(self.uri, version=version)
+
+    def _create(self, schema: pa.Schema, partition_by: Sequence[str]) -> None:
+        from deltalake import DeltaTable
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            DeltaTable.create(self.uri, schema, partition_by=list(partition_by) or None, mode="ignore")
+        except Exception as err:
+            # another process may have created it at the same instant; that is fine
+            if not DeltaTable.is_deltatable(self.uri):
+                raise FeatureMaterializationError(f"cannot create Delta table {self.uri!r}: {err}") from err
+
+    def commit(
+        self,
+        mode: WriteMode,
+        frame: pl.DataFrame,
+        *,
+        merge_keys: Sequence[str] = (),
+        window: TimeWindow | None = None,
+        partition_by: Sequence[str] = (),
+    ) -> int:
+        from deltalake import CommitProperties, write_deltalake
+        from deltalake.exceptions import CommitFailedError
+
+        if not self.exists():
+            self._create(with_sequence(frame.clear(), 0).to_arrow().schema, partition_by)
+
+        def attempt() -> int:
+            table = self._open()
+            number = int(table.version()) + 1
+            data = with_sequence(frame, number).to_arrow()
+            props = CommitProperties(max_commit_retries=0, custom_metadata={"tauro.mode": mode})
+            if mode == "merge":
+                on = " AND ".join(f't."{k}" = s."{k}"' for k in merge_keys)
+                table.merge(
+                    data, predicate=on, source_alias="s", target_alias="t", commit_properties=props
+                ).when_matched_update_all().when_not_matched_insert_all().execute()
+            elif mode == "backfill":
+                assert window is not None
+                write_deltalake(
+                    table,
+                    data,
+                    mode="overwrite",
+                    predicate=_window_predicate(window),
+                    commit_properties=props,
+                )
+            else:
+                write_deltalake(table, data, mode=mode, commit_properties=props)
+            return number
+
+        return self.retry.call(
+            attempt,
+            what=f"{mode} commit to {self.uri}",
+            is_transient=lambda err: isinstance(err, CommitFailedError),
+        )
+
+    def history(self) -> list[dict[str, object]]:
+        table = self._open()
+        return [] if table is None else list(table.history())
+
+    def vacuum(self, *, retention_hours: int = 168, dry_run: bool = True) -> list[str]:
+        table = self._open()
+        if table is None:
+            return []
+        return list(
+            table.vacuum(retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=False)
+        )
+
+
+def _window_predicate(window: TimeWindow) -> str:
+    # delta-rs predicates have no bind parameters; the column is a validated identifier and the
+    # bounds are datetimes formatted here, never user text
+    column, start, end = window
+    return f"\"{column}\" >= '{start.isoformat()}' AND \"{column}\" < '{end.isoformat()}'"
+
+
+class ParquetOfflineTable(OfflineTable):
+    """A folder of Parquet files with sequenced writes (see the module docs for its limits)."""
+
+    format = "parquet"
+
+    @property
+    def _commits(self) -> Path:
+        return self.path / "_tauro_commits"
+
+    def exists(self) -> bool:
+        return self._commits.is_dir()
+
+    def version(self) -> int | None:
+        if not self.exists():
+            return None
+        numbers = [int(p.name) for p in self._commits.iterdir() if p.name.isdigit()]
+        return max(numbers, default=0)
+
+    def resolve_version(self, as_of: AsOf) -> int | None:
+        current = self.version()
+        if as_of is not None and as_of != current:
+            raise PointInTimeError(
+                f"Parquet table {self.uri!r} has no time travel (asked as_of={as_of!r}, latest is {current})",
+                hint='Use storage_format="delta" to read earlier versions.',
+            )
+        return current
+
+    def scan(self, version: int | None) -> pl.LazyFrame | None:
+        self.resolve_version(version)
+        files = sorted(str(p) for p in self.path.glob("*.parquet"))
+        if not self.exists():
+            return None
+        if not files:
+            return pl.read_parquet(self.path / "_tauro_schema.parquet").lazy()
+        return pl.scan_parquet(files)
+
+    def _allocate(self) -> int:
+        """Claim the next write number by creating its commit marker exclusively."""
+        self._commits.mkdir(parents=True, exist_ok=True)
+        number = (self.version() or 0) + 1
+        while True:
+            try:
+                fd = os.open(self._commits / f"{number:020d}", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                number += 1
+                continue
+            os.close(fd)
+            return number
+
+    def commit(
+        self,
+        mode: WriteMode,
+        frame: pl.DataFrame,
+        *,
+        merge_keys: Sequence[str] = (),
+        window: TimeWindow | None = None,
+        partition_by: Sequence[str] = (),
+    ) -> int:
+        self.path.mkdir(parents=True, exist_ok=True)
+        number = self._allocate()
+        data = with_sequence(frame, number)
+        if not (self.path / "_tauro_schema.parquet").exists():
+            data.clear().write_parquet(self.path / "_tauro_schema.parquet")
+        if mode == "append":
+            self._write_file(self.path, data, number)
+            return number
+        current = self.scan(None)
+        old = current.collect() if current is not None else data.clear()
+        if mode == "overwrite":
+            rows = data
+        elif mode == "merge":
+            kept = old.join(data.select(merge_keys), on=list(merge_keys), how="anti", nulls_equal=True)
+            rows = pl.concat([kept, data], how="vertical_relaxed")
+        else:
+            assert window is not None
+            column, start, end = window
+            outside = old.filter((pl.col(column) < start) | (pl.col(column) >= end))
+            rows = pl.concat([outside, data], how="vertical_relaxed")
+        self._swap(rows, number)
+        return number
+
+    def _write_file(self, folder: Path, data: pl.DataFrame, number: int) -> None:
+        if data.height == 0:
+            return
+        final = folder / f"part-{number:020d}-{uuid.uuid4().hex}.parquet"
+        temporary = final.with_suffix(".tmp")
+        data.write_parquet(temporary)
+        os.replace(temporary, final)  # atomic: readers never see a partial file
+
+    def _swap(self, rows: pl.DataFrame, number: int) -> None:
+        staging = self.path.with_name(f"{self.path.name}.tmp-{uuid.uuid4().hex}")
+        retired = self.path.with_name(f"{self.path.name}.old-{uuid.uuid4().hex}")
+        staging.mkdir(parents=True)
+        shutil.copytree(self._commits, staging / "_tauro_commits")
+        shutil.copy2(self.path / "_tauro_schema.parquet", staging / "_tauro_schema.parquet")
+        self._write_file(staging, rows, number)
+        os.replace(self.path, retired)
+        os.replace(staging, self.path)
+        shutil.rmtree(retired, ignore_errors=True)
+        logger.debug("swapped in a rewritten Parquet table at {}", self.uri)
+
+    def history(self) -> list[dict[str, object]]:
+        if not self.exists():
+            return []
+        numbers = sorted((int(p.name) for p in self._commits.iterdir() if p.name.isdigit()), reverse=True)
+        return [{"version": n} for n in numbers]
+
+
+def open_offline_table(path: Path, format: str, *, retry: RetryPolicy) -> OfflineTable:
+    """Return the table of ``format`` (``delta`` or ``parquet``) at ``path``."""
+    factories: dict[str, Callable[..., OfflineTable]] = {
+        "delta": DeltaOfflineTable,
+        "parquet": ParquetOfflineTable,
+    }
+    if format not in factories:
+        raise FeatureMaterializationError(
+            f"unknown storage format {format!r}", hint=f"Use one of {sorted(factories)}."
+        )
+    return factories[format](path, retry=retry)
