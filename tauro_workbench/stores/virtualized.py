@@ -1,0 +1,592 @@
+"""VirtualizedFeatureStore: features defined as SQL over sources, computed on demand.
+
+A virtual group is defined by one SQL query for the whole group, or one query per feature
+(joined on the entity keys, the event time and the created time with a full outer join). Every
+query is validated when defined (it parses, reads only registered sources, returns the keys,
+the group's time columns and the declared features with losslessly castable types), stored in
+the registry as a ``virtual_definition`` document, and its lineage (source -> group.feature) is
+recorded.
+
+Reads run the query with the requested entities joined in as a registered relation and the
+time bounds bound as parameters — user values never enter the SQL text — and then apply the
+same latest-value and point-in-time rules as the materialized store (the result's row order
+plays the role of the write order). On Spark the point-in-time join runs as Spark window
+functions. SQL dialects: see :mod:`tauro_workbench.engines.sql_dialect`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+from loguru import logger
+
+from tauro_workbench.config import FeatureStoreConfig
+from tauro_workbench.dtypes import TypeSpec, can_cast_losslessly
+from tauro_workbench.engines.base import QueryExecutor, QueryResult, strip_context
+from tauro_workbench.engines.pit import PointInTimeSpec, point_in_time_join
+from tauro_workbench.engines.sql_dialect import (
+    check_dialect,
+    parse_query,
+    placeholder,
+    quote,
+    referenced_tables,
+)
+from tauro_workbench.exceptions import (
+    FeatureMaterializationError,
+    FeatureNotFoundError,
+    PointInTimeError,
+    VirtualizationQueryError,
+)
+from tauro_workbench.frames import FrameLike, to_dataframe, to_utc, utc_datetime_expr
+from tauro_workbench.monitoring.events import EventBus
+from tauro_workbench.registry import FeatureStoreMetadata
+from tauro_workbench.retrieval import entity_frame, group_refs, resolve_features, resolve_timestamp_column
+from tauro_workbench.schema import FeatureGroupSchema
+from tauro_workbench.stores.base import BaseFeatureStore, HealthReport
+from tauro_workbench.stores.latest_values import GroupRead, apply_ttl, latest_values
+from tauro_workbench.stores.offline_table import SEQ_COLUMN
+from tauro_workbench.stores.result_cache import ResultCache, frame_digest
+
+if TYPE_CHECKING:
+    from tauro_workbench.stores.materialized import MaterializedFeatureStore
+
+__all__ = ["VirtualDefinition", "VirtualizedFeatureStore"]
+
+DOCUMENT_KIND = "virtual_definition"
+WHOLE_GROUP = "*"
+
+
+@dataclass(frozen=True)
+class VirtualDefinition:
+    """A group's SQL: ``queries`` maps a feature (or ``"*"`` for the whole group) to a query."""
+
+    group: str
+    version: int
+    dialect: str
+    queries: dict[str, str]
+    sources: tuple[str, ...]
+
+    def to_document(self) -> dict[str, Any]:
+        """Return the registry document."""
+        return {
+            "group": self.group, "version": self.version, "dialect": self.dialect,
+            "queries": dict(self.queries), "sources": list(self.sources),
+        }
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> VirtualDefinition:
+        """Rebuild a definition from its registry document."""
+        return cls(doc["group"], int(doc["version"]), doc["dialect"], dict(doc["queries"]), tuple(doc["sources"]))
+
+
+def _build_executor(context: Any, config: FeatureStoreConfig, metadata: FeatureStoreMetadata) -> QueryExecutor:
+    from tauro_workbench.sources import SourceRegistry
+
+    given = context.get("sources") if isinstance(context, Mapping) else getattr(context, "sources", None)
+    sources = SourceRegistry.of(given)
+    sources.attach(metadata)
+    if config.virtualized.executor_type == "spark":
+        from tauro_workbench.engines.spark import SparkQueryExecutor
+
+        spark = context.get("spark") if isinstance(context, Mapping) else getattr(context, "spark", None)
+        return SparkQueryExecutor(spark=spark, config=config, sources=sources)
+    from tauro_workbench.engines.duckdb import DuckDBQueryExecutor
+
+    return DuckDBQueryExecutor(config=config, sources=sources)
+
+
+class VirtualizedFeatureStore(BaseFeatureStore):
+    """Feature groups computed on demand from SQL over registered sources.
+
+    Args:
+        context: None, a dict, or a Tauro context object (``sources``, ``spark``,
+            ``feature_store_config``, ``feature_store_path``; see :mod:`tauro_workbench.engines.base`).
+        query_executor: The engine; default per ``config.virtualized.executor_type``.
+        config: A :class:`FeatureStoreConfig` or dict of options.
+        metadata: A registry to share.
+        events: An event bus to share.
+
+    Example:
+        >>> store = VirtualizedFeatureStore(query_executor=DuckDBQueryExecutor())  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        context: Any = None,
+        *,
+        query_executor: QueryExecutor | None = None,
+        config: FeatureStoreConfig | Mapping[str, Any] | None = None,
+        metadata: FeatureStoreMetadata | None = None,
+        events: EventBus | None = None,
+    ) -> None:
+        super().__init__(strip_context(context), config=config, metadata=metadata, events=events)
+        self.context = context
+        if query_executor is None:
+            query_executor = _build_executor(context, self.config, self.metadata)
+        else:
+            query_executor.sources.attach(self.metadata)
+        self.executor: QueryExecutor = query_executor
+        mb = self.config.materialized.cache_size_mb if self.config.virtualized.enable_caching else 0
+        self.cache = ResultCache(mb * 1024 * 1024)
+        self._schemas: dict[tuple[str, int, str], pl.Schema] = {}
+
+    # -- definitions ----------------------------------------------------------------------
+    def add_source(self, name: str, location: str, **options: Any) -> Any:
+        """Register a Parquet, Delta or CSV source (see :meth:`SourceRegistry.add`)."""
+        return self.executor.sources.add(name, location, **options)
+
+    def define_virtual_features(
+        self,
+        feature_group: str,
+        queries: Mapping[str, str] | str,
+        *,
+        dialect: str | None = None,
+    ) -> VirtualDefinition:
+        """Define a group's features as SQL, validated now, stored with lineage in the registry.
+
+        Args:
+            feature_group: A registered group.
+            queries: One SQL for the whole group, or ``{feature: sql}``. Each query returns the
+                entity keys, the group's event (and created) time, and its feature column(s).
+            dialect: ``"duckdb"`` or ``"spark"``; default the executor's.
+
+        Returns:
+            The stored definition.
+
+        Raises:
+            FeatureGroupNotFoundError: If the group is not registered.
+            VirtualizationQueryError: For SQL that does not parse, reads unknown tables, lacks a
+                required column or returns an incompatible type (the query is quoted).
+
+        Example:
+            >>> store.define_virtual_features("user_features", {"age": "SELECT user_id, age FROM silver.users"})  # doctest: +SKIP
+        """
+        schema = self.metadata.get_feature_group(feature_group)
+        read = check_dialect(dialect or self.executor.dialect)
+        mapping = {WHOLE_GROUP: queries} if isinstance(queries, str) else dict(queries)
+        if not mapping:
+            raise VirtualizationQueryError(f"No queries given for group {feature_group!r}.")
+        used: set[str] = set()
+        for feature, sql in mapping.items():
+            if feature != WHOLE_GROUP and feature not in schema.feature_names:
+                raise VirtualizationQueryError(
+                    f"Group {feature_group!r} has no feature {feature!r}; features: {schema.feature_names}.",
+                    query=sql,
+                )
+            expected = schema.feature_names if feature == WHOLE_GROUP else [feature]
+            used.update(self._validate(schema, sql, read, expected))
+        definition = VirtualDefinition(schema.name, schema.version, read, mapping, tuple(sorted(used)))
+        self.metadata.put_document(DOCUMENT_KIND, schema.name, definition.to_document())
+        for feature in schema.feature_names:
+            sql_of = mapping.get(feature, mapping.get(WHOLE_GROUP))
+            if sql_of is not None:
+                tables = referenced_tables(parse_query(sql_of, read))
+                self.metadata.set_lineage(f"{schema.name}.{feature}", tables)
+        self._schemas = {k: v for k, v in self._schemas.items() if k[0] != schema.name}
+        logger.info("defined virtual group {} ({} queries, sources {})", schema.name, len(mapping), sorted(used))
+        return definition
+
+    def _validate(self, schema: FeatureGroupSchema, sql: str, dialect: str, features: list[str]) -> list[str]:
+        tables = referenced_tables(parse_query(sql, dialect))
+        known = self.executor.sources.names()
+        unknown = [t for t in tables if t not in known]
+        if unknown:
+            raise VirtualizationQueryError(
+                f"The query reads unknown table(s) {unknown}. Registered sources: {known or '(none)'}.",
+                query=sql,
+                hint="Register the source first (add_source / register_frame).",
+            )
+        result = self.executor.schema(sql, dialect=dialect)
+        problems = []
+        for column in [*schema.entity_keys, *schema.time_columns, *features]:
+            if column not in result:
+                problems.append(f"it does not return column {column!r}")
+                continue
+            spec = schema.column_spec(column)
+            if spec is None:
+                spec = TypeSpec.of("BIGINT") if result[column].is_integer() else TypeSpec.of("STRING")
+            if not can_cast_losslessly(result[column], spec):
+                problems.append(f"column {column!r} is {result[column]} but {spec} is declared (no lossless cast)")
+        if problems:
+            raise VirtualizationQueryError(
+                f"The query does not fit group {schema.name!r}: " + "; ".join(problems) + f". It returns {dict(result)}.",
+                query=sql,
+            )
+        return tables
+
+    def get_definition(self, feature_group: str) -> VirtualDefinition:
+        """Return the virtual definition of a group.
+
+        Raises:
+            VirtualizationQueryError: If the group has no virtual definition.
+        """
+        doc = self.metadata.find_document(DOCUMENT_KIND, feature_group)
+        if doc is None:
+            known = sorted(self.metadata.list_documents(DOCUMENT_KIND))
+            raise VirtualizationQueryError(
+                f"Group {feature_group!r} has no virtual definition. Virtual groups: {known or '(none)'}.",
+                hint="Call define_virtual_features(group, queries) first.",
+            )
+        return VirtualDefinition.from_document(doc)
+
+    def list_virtual_groups(self) -> list[str]:
+        """Return the groups with a virtual definition, sorted."""
+        return sorted(self.metadata.list_documents(DOCUMENT_KIND))
+
+    # -- SQL building ---------------------------------------------------------------------
+    def group_sql(self, schema: FeatureGroupSchema, features: Sequence[str] | None = None) -> str:
+        """Return the group's query in the executor's dialect: keys, times, then ``features``."""
+        definition = self.get_definition(schema.name)
+        dialect = self.executor.dialect
+        wanted = list(features) if features is not None else [f for f in schema.feature_names if self._defined(definition, f)]
+        for feature in wanted:
+            if not self._defined(definition, feature):
+                raise FeatureNotFoundError(
+                    f"{schema.name}.{feature}",
+                    candidates=[f"{schema.name}.{f}" for f in schema.feature_names if self._defined(definition, f)],
+                    reason=f"Feature {schema.name}.{feature} has no virtual definition.",
+                )
+        join_cols = [*schema.entity_keys, *schema.time_columns]
+        q = lambda c: quote(c, dialect)  # noqa: E731
+        parts: list[tuple[str, list[str]]] = []
+        if WHOLE_GROUP in definition.queries:
+            parts.append((definition.queries[WHOLE_GROUP], wanted))
+        else:
+            parts = [(definition.queries[f], [f]) for f in wanted]
+        subqueries = []
+        for i, (sql, cols) in enumerate(parts):
+            text = self._translate(sql, definition.dialect)
+            subqueries.append(f"(SELECT {', '.join(q(c) for c in [*join_cols, *cols])} FROM ({text}) AS _s{i}) AS _q{i}")
+        body = subqueries[0]
+        for sub in subqueries[1:]:
+            body += f" FULL OUTER JOIN {sub} USING ({', '.join(q(c) for c in join_cols)})"
+        return f"SELECT {', '.join(q(c) for c in [*join_cols, *wanted])} FROM {body}"
+
+    def _translate(self, sql: str, dialect: str) -> str:
+        if dialect == self.executor.dialect:
+            return sql
+        return parse_query(sql, dialect).sql(dialect=self.executor.dialect)
+
+    @staticmethod
+    def _defined(definition: VirtualDefinition, feature: str) -> bool:
+        return WHOLE_GROUP in definition.queries or feature in definition.queries
+
+    def _pushdown(
+        self,
+        schema: FeatureGroupSchema,
+        sql: str,
+        ids: pl.DataFrame | None,
+        lower: datetime | None,
+        upper: datetime | None,
+    ) -> tuple[str, dict[str, Any], dict[str, pl.DataFrame]]:
+        """Wrap ``sql`` with the entity filter (a registered relation) and bound time limits."""
+        dialect = self.executor.dialect
+        q = lambda c: quote(c, dialect)  # noqa: E731
+        conditions, params, frames = [], {}, {}
+        if ids is not None:
+            name = f"tauro_ids_{uuid.uuid4().hex}"
+            keys = list(schema.entity_keys)
+            frames[name] = self._typed_ids(schema, ids.select(keys)).unique()
+            match = " AND ".join(f"_e.{q(k)} = _v.{q(k)}" for k in keys)
+            conditions.append(f"EXISTS (SELECT 1 FROM {q(name)} AS _e WHERE {match})")
+        if schema.timestamp_key is not None:
+            event = f"_v.{q(schema.timestamp_key)}"
+            if upper is not None:
+                conditions.append(f"{event} <= {placeholder('tauro_upper', dialect)}")
+                params["tauro_upper"] = upper
+            if lower is not None:
+                conditions.append(f"{event} >= {placeholder('tauro_lower', dialect)}")
+                params["tauro_lower"] = lower
+        if not conditions:
+            return sql, params, frames
+        return f"SELECT * FROM ({sql}) AS _v WHERE {' AND '.join(conditions)}", params, frames
+
+    def _result_schema(self, schema: FeatureGroupSchema, sql: str) -> pl.Schema:
+        key = (schema.name, schema.version, sql)
+        if key not in self._schemas:
+            self._schemas[key] = self.executor.schema(sql)
+        return self._schemas[key]
+
+    def _typed_ids(self, schema: FeatureGroupSchema, ids: pl.DataFrame) -> pl.DataFrame:
+        sql = self.group_sql(schema)
+        types = self._result_schema(schema, sql)
+        try:
+            return ids.select([pl.col(k).cast(types[k]) for k in schema.entity_keys])
+        except pl.exceptions.PolarsError as err:
+            wanted = {k: str(types[k]) for k in schema.entity_keys}
+            raise PointInTimeError(
+                f"entity ids of group {schema.name!r} do not fit the key types {wanted}: {err}",
+                hint="Pass ids of the key's type (e.g. integers for integer keys).",
+            ) from err
+
+    def _run(self, sql: str, params: dict[str, Any], frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
+        key = (
+            self.executor.name, sql, tuple(sorted((k, str(v)) for k, v in params.items())),
+            tuple(frame_digest(f) for f in frames.values()), tuple(sorted(self.executor.sources.fingerprints().items())),
+        )
+        if self.cache.max_bytes > 0:
+            # frame names are random; the key uses their contents instead
+            key = (key[0], _normalise(sql, frames), *key[2:])
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit
+        result = self.executor.execute(sql, params, frames=frames).collect()
+        if self.cache.max_bytes > 0:
+            self.cache.put(key, result)
+        return result
+
+    def compute_group(
+        self,
+        feature_group: str,
+        features: Sequence[str] | None = None,
+        *,
+        entity_ids: Mapping[str, Any] | FrameLike | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pl.DataFrame:
+        """Compute a virtual group's rows (typed as declared), optionally filtered.
+
+        Args:
+            feature_group: The group.
+            features: Features to compute (default: every defined one).
+            entity_ids: Only these entities (bound as a relation, never as SQL text).
+            start: Only rows with event time >= start.
+            end: Only rows with event time <= end.
+        """
+        schema = self.metadata.get_feature_group(feature_group)
+        ids = entity_frame(entity_ids, schema.entity_keys)
+        sql = self.group_sql(schema, features)
+        text, params, frames = self._pushdown(
+            schema, sql, ids, None if start is None else to_utc(start), None if end is None else to_utc(end)
+        )
+        return self._typed(schema, self._run(text, params, frames))
+
+    @staticmethod
+    def _typed(schema: FeatureGroupSchema, frame: pl.DataFrame) -> pl.DataFrame:
+        declared = schema.polars_schema()
+        casts = []
+        for column, dtype in frame.schema.items():
+            if column in schema.time_columns:
+                casts.append(utc_datetime_expr(column, dtype))
+            elif column in declared and declared[column] != dtype:
+                casts.append(pl.col(column).cast(declared[column]))
+        return frame.with_columns(casts) if casts else frame
+
+    # -- reads ----------------------------------------------------------------------------
+    def preview(self, feature_group: str, limit: int = 10) -> QueryResult:
+        """Compute the first ``limit`` rows of a virtual group, with the SQL and timing.
+
+        Example:
+            >>> store.preview("user_features", limit=5)  # doctest: +SKIP
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise VirtualizationQueryError(f"limit must be a non-negative integer, got {limit!r}")
+        schema = self.metadata.get_feature_group(feature_group)
+        sql = f"SELECT * FROM ({self.group_sql(schema)}) AS _p LIMIT {int(limit)}"
+        started = time.perf_counter()
+        frame = self._typed(schema, self.executor.execute(sql).collect())
+        return QueryResult(frame.lazy(), sql, time.perf_counter() - started, self.executor.name)
+
+    def _resolve(
+        self, feature_names: Sequence[str] | str, *, full_feature_names: bool
+    ) -> tuple[dict[str, FeatureGroupSchema], dict[str, list[Any]]]:
+        refs = resolve_features(self.metadata, feature_names, full_feature_names=full_feature_names)
+        grouped = group_refs(refs)
+        return {g: self.metadata.get_feature_group(g, rs[0].version) for g, rs in grouped.items()}, grouped
+
+    def get_features(
+        self,
+        feature_names: Sequence[str] | str,
+        entity_ids: Mapping[str, Any] | FrameLike | None = None,
+        point_in_time: datetime | None = None,
+        *,
+        full_feature_names: bool = False,
+    ) -> pl.LazyFrame:
+        """Compute the latest value of each feature per entity (as of ``point_in_time``).
+
+        Same semantics as the materialized store: with ``entity_ids`` one row per requested id
+        in order, nulls where nothing is known; without, every entity with a live value, sorted
+        by key. The ttl counts back from ``point_in_time`` (or now).
+
+        Raises:
+            FeatureNotFoundError: For unknown or undefined features.
+            VirtualizationQueryError: If a query fails; QueryTimeoutError past the timeout.
+
+        Example:
+            >>> store.get_features(["age"], entity_ids={"user_id": [1, 2]}).collect()  # doctest: +SKIP
+        """
+        schemas, grouped = self._resolve(feature_names, full_feature_names=full_feature_names)
+        keys = list(dict.fromkeys(k for s in schemas.values() for k in s.entity_keys))
+        ids = entity_frame(entity_ids, keys)
+        when = to_utc(point_in_time) if point_in_time is not None else None
+        outputs = {g: [r.output_name(full_feature_names=full_feature_names) for r in rs] for g, rs in grouped.items()}
+        reads = []
+        for name, schema in schemas.items():
+            features = [r.feature for r in grouped[name]]
+            rows = self.compute_group(name, features, entity_ids=None if ids is None else ids.select(schema.entity_keys), end=when)
+            scan = rows.with_row_index(SEQ_COLUMN).with_columns(pl.col(SEQ_COLUMN).cast(pl.Int64)).lazy()
+            reads.append(GroupRead(schema, scan, tuple(features), tuple(outputs[name])))
+        plan = latest_values(reads, ids, when)
+        return apply_ttl(plan, schemas, outputs, when, every_entity=ids is None)
+
+    def get_historical_features(
+        self,
+        entity_df: FrameLike,
+        feature_names: Sequence[str] | str,
+        *,
+        full_feature_names: bool = False,
+        timestamp_column: str | None = None,
+    ) -> pl.LazyFrame:
+        """Join computed features onto ``entity_df`` as of each row's time (point in time).
+
+        Only the entities of ``entity_df`` and the time range it needs are computed. The
+        semantics are the materialized store's; on Spark the join runs as Spark window functions.
+
+        Raises:
+            PointInTimeError: For a missing key or time column, or a name clash.
+
+        Example:
+            >>> store.get_historical_features(labels, ["user_features.age"]).collect()  # doctest: +SKIP
+        """
+        schemas, grouped = self._resolve(feature_names, full_feature_names=full_feature_names)
+        entity = to_dataframe(entity_df)
+        time_column = resolve_timestamp_column(entity, timestamp_column)
+        missing = sorted({k for s in schemas.values() for k in s.entity_keys if k not in entity.columns})
+        if missing:
+            raise PointInTimeError(
+                f"entity frame lacks the entity key column(s) {missing}; it has {entity.columns}",
+                hint="Add the key columns of every requested group.",
+            )
+        times = entity.select(utc_datetime_expr(time_column, entity.schema[time_column]).alias("t"))["t"]
+        out = entity
+        for name, schema in schemas.items():
+            features = tuple(r.feature for r in grouped[name])
+            outputs = tuple(r.output_name(full_feature_names=full_feature_names) for r in grouped[name])
+            ids = entity.select(schema.entity_keys).drop_nulls()
+            if schema.timestamp_key is None:
+                rows = self.compute_group(name, features, entity_ids=ids)
+                out = _join_static(out, rows, schema, features, outputs)
+                continue
+            upper = times.max()
+            lower = None if schema.ttl is None or upper is None else times.min() - schema.ttl  # type: ignore[operator]
+            spec = PointInTimeSpec(
+                entity_keys=tuple(schema.entity_keys), entity_time=time_column, event_time=schema.timestamp_key,
+                feature_columns=features, output_names=outputs, ttl=schema.ttl,
+                tie_breakers=(schema.created_timestamp_key,) if schema.created_timestamp_key else (),
+            )
+            if self.executor.name == "spark":
+                out = self._spark_pit(out, schema, spec, ids, lower, upper)  # type: ignore[arg-type]
+            else:
+                rows = self.compute_group(name, features, entity_ids=ids, start=lower, end=upper)  # type: ignore[arg-type]
+                out = point_in_time_join(out.lazy(), rows.lazy(), spec).collect()
+        return out.lazy()
+
+    def _spark_pit(
+        self,
+        entity: pl.DataFrame,
+        schema: FeatureGroupSchema,
+        spec: PointInTimeSpec,
+        ids: pl.DataFrame,
+        lower: datetime | None,
+        upper: datetime | None,
+    ) -> pl.DataFrame:
+        """Run the point-in-time join on Spark (window functions), transferring only the result."""
+        from tauro_workbench.engines.pit_spark import point_in_time_join_spark
+
+        sql = self.group_sql(schema, spec.feature_columns)
+        text, params, frames = self._pushdown(schema, sql, ids, lower, upper)
+        executor: Any = self.executor
+        narrow = entity.select([*spec.entity_keys, spec.entity_time])
+        try:
+            features_sdf = executor.dataframe(text, params, frames=frames)
+            entity_sdf = executor.spark.createDataFrame(narrow.to_arrow())
+            joined = point_in_time_join_spark(entity_sdf, features_sdf, spec)
+            table = executor._collect(lambda: joined.select(*spec.outputs), text)
+        finally:
+            for name in frames:
+                executor.spark.catalog.dropTempView(name)
+        result = pl.from_arrow(table)
+        assert isinstance(result, pl.DataFrame)
+        if result.height != entity.height:
+            raise PointInTimeError(f"Spark point-in-time join returned {result.height} rows for {entity.height}")
+        return entity.hstack(self._typed(schema, result).get_columns())
+
+    # -- materialization ------------------------------------------------------------------
+    def materialize(
+        self,
+        feature_group: str,
+        target: MaterializedFeatureStore,
+        *,
+        mode: str = "append",
+    ) -> Any:
+        """Compute a virtual group and write it to a materialized store (one transaction).
+
+        With the Spark executor, Spark writes the Parquet files into the Delta table and
+        delta-rs commits them as one transaction, so rows never pass through the driver (see
+        :mod:`tauro_workbench.engines.spark_delta`); otherwise the result is written with
+        ``target.write_features``.
+
+        Returns:
+            The registry's write record.
+
+        Example:
+            >>> virtual.materialize("user_features", materialized_store)  # doctest: +SKIP
+        """
+        schema = self.metadata.get_feature_group(feature_group)
+        if target.metadata.find_feature_group(schema.name, schema.version) is None:
+            target.register_features(schema)
+        if self.executor.name == "spark" and target.storage_format == "delta" and mode in ("append", "overwrite"):
+            from tauro_workbench.engines.spark_delta import write_group_with_spark
+
+            return write_group_with_spark(self, schema, target, mode=mode)
+        if self.executor.name == "spark":
+            logger.warning("materializing {} through the driver: the Spark path supports Delta append/overwrite", schema.name)
+        frame = self.compute_group(schema.name, list(schema.feature_names))
+        return target.write_features(schema.name, frame, mode=mode)
+
+    def write_features(self, feature_group: str, data: FrameLike, mode: str = "append", **options: Any) -> Any:
+        """Refuse: virtual groups are computed, not written (use :meth:`materialize`)."""
+        raise FeatureMaterializationError(
+            f"Virtual group {feature_group!r} is computed from SQL and cannot be written to.",
+            hint="Materialize it with store.materialize(group, MaterializedFeatureStore(...)).",
+        )
+
+    def health_check(self) -> HealthReport:
+        """Check the registry and that the executor answers ``SELECT 1``."""
+        checks = {"registry": self.metadata.health_check()}
+        details = {}
+        try:
+            self.executor.execute("SELECT 1 AS ok").collect()
+            checks["executor"] = True
+        except Exception as err:  # a health check reports, never raises
+            checks["executor"] = False
+            details["executor"] = repr(err)
+        return HealthReport(checks=checks, details=details)
+
+
+def _normalise(sql: str, frames: Mapping[str, pl.DataFrame]) -> str:
+    for i, name in enumerate(frames):
+        sql = sql.replace(name, f"frame{i}")
+    return sql
+
+
+def _join_static(
+    out: pl.DataFrame, rows: pl.DataFrame, schema: FeatureGroupSchema, features: tuple[str, ...], outputs: tuple[str, ...]
+) -> pl.DataFrame:
+    """Left-join the last row per entity of a group without event time (row order = write order)."""
+    clash = [o for o in outputs if o in out.columns]
+    if clash:
+        raise PointInTimeError(f"output columns {clash} already exist in the entity frame")
+    keys = list(schema.entity_keys)
+    latest = rows.unique(subset=keys, keep="last", maintain_order=True).select(
+        [*[pl.col(k).cast(out.schema[k], strict=False) for k in keys],
+         *[pl.col(f).alias(o) for f, o in zip(features, outputs, strict=True)]]
+    )
+    return out.join(latest, on=keys, how="left", maintain_order="left")
+
