@@ -166,9 +166,9 @@ class DriftConfig(_Options):
         defaults: Thresholds used where no override applies.
         overrides: Thresholds per ``"group"`` or per ``"group.feature"`` (the latter wins).
         bins: Number of quantile bins used for numeric PSI.
-        sample_rows: Above this many rows, quantiles, histograms and PSI/KS bin shares come from
-            a seeded uniform sample of this many rows (counts, nulls, min, max, mean and std
-            stay exact); at or below it they are exact.
+        sample_rows: Above this many rows, distributions (quantiles, histograms, category
+            counts, PSI/KS shares) come from a seeded uniform sample of this many rows (counts,
+            null rates, min, max, mean and std stay exact); at or below it all is exact.
         top_categories: Categories kept (with their counts) per categorical feature; the rest
             form one "other" bin for PSI.
         min_rows: Writes (or references) with fewer rows are profiled but not judged: their

@@ -16,12 +16,14 @@ Example:
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from loguru import logger
 
+from tauro_workbench.exceptions import MetadataError
 from tauro_workbench.registry import EventRecord, FeatureStoreMetadata
 
 __all__ = [
@@ -83,6 +85,8 @@ class DriftDetected(Event):
     features: tuple[str, ...] = ()
     blocked: bool = False
     write_id: int | None = None
+    max_psi: float | None = None
+    reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -134,16 +138,33 @@ class Subscription:
 
 
 class EventBus:
-    """In-process publish/subscribe with events persisted in the registry's events table."""
+    """In-process publish/subscribe with events persisted in the registry's events table.
+
+    Delivery is synchronous and ordered: every subscriber sees events in the order of their
+    ids, also when a subscriber publishes an event itself (that event is queued and delivered
+    after the current one has reached every subscriber) and when several threads publish.
+
+    Args:
+        metadata: The registry whose events table persists the events.
+        persist: False keeps events in process only (they get no id).
+    """
 
     def __init__(self, metadata: FeatureStoreMetadata, *, persist: bool = True) -> None:
         self.metadata = metadata
         self.persist = persist
         self._subscriptions: list[Subscription] = []
         self._lock = threading.RLock()
+        self._pending: deque[Event] = deque()
+        self._delivering = False
 
     def subscribe(self, callback: Subscriber, *, kinds: Iterable[str] | None = None) -> Subscription:
-        """Call ``callback(event)`` for every published event (of ``kinds``, when given)."""
+        """Call ``callback(event)`` for every published event (of ``kinds``, when given).
+
+        Example:
+            >>> bus = EventBus(FeatureStoreMetadata())
+            >>> sub = bus.subscribe(print, kinds=["drift_detected"])
+            >>> sub.cancel()
+        """
         sub = Subscription(callback, None if kinds is None else frozenset(kinds), self)
         with self._lock:
             self._subscriptions.append(sub)
@@ -154,30 +175,67 @@ class EventBus:
             if sub in self._subscriptions:
                 self._subscriptions.remove(sub)
 
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        """The active subscriptions, in subscription order."""
+        with self._lock:
+            return list(self._subscriptions)
+
     def publish(self, event: Event) -> Event:
         """Persist ``event`` and deliver it to the subscribers, in order; return it with its id.
 
-        Delivery holds a lock, so events published from several threads reach every
-        subscriber in the order of their ids.
+        A subscriber that raises is logged (ERROR, with the traceback) and skipped; the others
+        still receive the event and the publisher never sees the error. If the registry cannot
+        persist the event, a WARNING is logged and the event is still delivered (without id).
+
+        Example:
+            >>> bus = EventBus(FeatureStoreMetadata())
+            >>> bus.publish(Promoted(group="g", target="online", rows=10)).id
+            1
         """
         with self._lock:
             if self.persist:
-                record = self.metadata.record_event(event.kind, event.payload(), group=event.group)
-                event = _with_id(event, record.id)
-            for sub in list(self._subscriptions):
-                if sub.kinds is not None and event.kind not in sub.kinds:
-                    continue
                 try:
-                    sub.callback(event)
-                except Exception as err:  # a subscriber must never break the caller
-                    logger.opt(exception=err).error(
-                        "event subscriber {!r} failed on {} (isolated)", sub.callback, event.kind
-                    )
+                    record = self.metadata.record_event(event.kind, event.payload(), group=event.group)
+                except MetadataError as err:
+                    logger.warning("could not persist event {} of {}: {}", event.kind, event.group, err)
+                else:
+                    event = _with_id(event, record.id)
+            self._pending.append(event)
+            if self._delivering:  # published from a subscriber: the outer loop delivers it next
+                return event
+            self._delivering = True
+            try:
+                while self._pending:
+                    self._deliver(self._pending.popleft())
+            finally:
+                self._delivering = False
         return event
 
-    def history(self, *, kind: str | None = None, group: str | None = None, after_id: int = 0) -> list[Event]:
-        """Return persisted events as typed objects, oldest first."""
-        return [event_from_record(r) for r in self.metadata.list_events(kind=kind, group=group, after_id=after_id)]
+    def _deliver(self, event: Event) -> None:
+        for sub in list(self._subscriptions):
+            if sub.kinds is not None and event.kind not in sub.kinds:
+                continue
+            try:
+                sub.callback(event)
+            except Exception as err:  # a subscriber must never break the caller
+                logger.opt(exception=err).error(
+                    "event subscriber {!r} failed on {} #{} (isolated): {}", sub.callback, event.kind, event.id, err
+                )
+
+    def history(
+        self, *, kind: str | None = None, group: str | None = None, after_id: int = 0, limit: int | None = None
+    ) -> list[Event]:
+        """Return persisted events as typed objects, oldest first.
+
+        Args:
+            kind: Only events of this kind (e.g. ``"drift_detected"``).
+            group: Only events of this feature group.
+            after_id: Only events with a greater id (to resume where a reader stopped).
+            limit: At most this many events.
+        """
+        records = self.metadata.list_events(kind=kind, group=group, after_id=after_id, limit=limit)
+        return [event_from_record(r) for r in records]
 
 
 def _with_id(event: Event, event_id: int) -> Event:
