@@ -317,7 +317,7 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
             details=details,
         )
         self.monitor.after_write(schema, record, report)
-        self._sync_after_write(schema, df, record)
+        # Published before the online sync: the offline write is committed even if the sync fails.
         self.events.publish(
             FeaturesWritten(
                 group=schema.name,
@@ -328,6 +328,7 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
                 write_id=record.id,
             )
         )
+        self._sync_after_write(schema, df, record)
         logger.info(
             "{} {} rows to {} v{} (table version {}, {:.3f} s)",
             mode,
