@@ -31,10 +31,19 @@ from tauro_workbench.exceptions import (
 if TYPE_CHECKING:
     from tauro_workbench.config import FeatureStoreConfig, FeatureStoreMode
     from tauro_workbench.dtypes import DataType
+    from tauro_workbench.engines.base import QueryExecutor, QueryResult
+    from tauro_workbench.engines.duckdb import DuckDBQueryExecutor
+    from tauro_workbench.engines.spark import SparkQueryExecutor
+    from tauro_workbench.monitoring.drift import DriftReport
     from tauro_workbench.monitoring.events import EventBus
+    from tauro_workbench.online.base import OnlineStore
+    from tauro_workbench.online.memory import InMemoryOnlineStore
+    from tauro_workbench.online.redis import RedisOnlineStore
     from tauro_workbench.registry import FeatureStoreMetadata
     from tauro_workbench.schema import FeatureGroupSchema, FeatureSchema, FeatureType
     from tauro_workbench.stores.base import BaseFeatureStore, HealthReport
+    from tauro_workbench.stores.materialized import MaterializedFeatureStore
+    from tauro_workbench.stores.virtualized import VirtualizedFeatureStore
 
 logger.disable("tauro_workbench")
 
@@ -52,13 +61,25 @@ _LAZY: dict[str, str] = {
     "FeatureStoreMetadata": "tauro_workbench.registry",
     "BaseFeatureStore": "tauro_workbench.stores.base",
     "HealthReport": "tauro_workbench.stores.base",
+    "MaterializedFeatureStore": "tauro_workbench.stores.materialized",
+    "VirtualizedFeatureStore": "tauro_workbench.stores.virtualized",
+    "QueryExecutor": "tauro_workbench.engines.base",
+    "QueryResult": "tauro_workbench.engines.base",
+    "DuckDBQueryExecutor": "tauro_workbench.engines.duckdb",
+    "SparkQueryExecutor": "tauro_workbench.engines.spark",
+    "OnlineStore": "tauro_workbench.online.base",
+    "InMemoryOnlineStore": "tauro_workbench.online.memory",
+    "RedisOnlineStore": "tauro_workbench.online.redis",
     "EventBus": "tauro_workbench.monitoring.events",
+    "DriftReport": "tauro_workbench.monitoring.drift",
 }
 
 __all__ = [
     "BaseFeatureStore",
     "ConfigurationError",
     "DataType",
+    "DriftReport",
+    "DuckDBQueryExecutor",
     "EventBus",
     "FeatureGroupNotFoundError",
     "FeatureGroupSchema",
@@ -72,9 +93,17 @@ __all__ = [
     "FeatureStoreMode",
     "FeatureType",
     "HealthReport",
+    "InMemoryOnlineStore",
+    "MaterializedFeatureStore",
     "MetadataError",
+    "OnlineStore",
+    "QueryExecutor",
+    "QueryResult",
+    "RedisOnlineStore",
     "SchemaValidationError",
+    "SparkQueryExecutor",
     "VirtualizationQueryError",
+    "VirtualizedFeatureStore",
     "__version__",
 ]
 

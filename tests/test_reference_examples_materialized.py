@@ -12,8 +12,7 @@ from unittest.mock import Mock
 import polars as pl
 import pytest
 
-from tauro_workbench import DataType, FeatureGroupSchema, FeatureSchema, FeatureType
-from tauro_workbench.stores.materialized import MaterializedFeatureStore
+from tauro_workbench import DataType, FeatureGroupSchema, FeatureSchema, FeatureType, MaterializedFeatureStore
 
 
 @pytest.fixture

@@ -9,9 +9,15 @@ from typing import Any
 import polars as pl
 import pytest
 
-from tauro_workbench import DataType, FeatureGroupSchema, FeatureSchema, FeatureStoreConfig, FeatureType
+from tauro_workbench import (
+    DataType,
+    FeatureGroupSchema,
+    FeatureSchema,
+    FeatureStoreConfig,
+    FeatureType,
+    MaterializedFeatureStore,
+)
 from tauro_workbench.config import OnlineStoreConfig
-from tauro_workbench.stores.materialized import MaterializedFeatureStore
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])

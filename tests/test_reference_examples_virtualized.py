@@ -10,10 +10,13 @@ from typing import Any
 import polars as pl
 import pytest
 
-from tauro_workbench import FeatureGroupSchema, FeatureSchema
-from tauro_workbench.engines.duckdb import DuckDBQueryExecutor
-from tauro_workbench.engines.spark import SparkQueryExecutor
-from tauro_workbench.stores.virtualized import VirtualizedFeatureStore
+from tauro_workbench import (
+    DuckDBQueryExecutor,
+    FeatureGroupSchema,
+    FeatureSchema,
+    SparkQueryExecutor,
+    VirtualizedFeatureStore,
+)
 
 
 @pytest.fixture
