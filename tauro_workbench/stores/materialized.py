@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -316,7 +317,9 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
             table_version=table_version,
             details=details,
         )
-        self.monitor.after_write(schema, record, report)
+        stored = self.monitor.after_write(schema, record, report)
+        if stored is not None:  # return what the registry now holds for this write
+            record = dataclasses.replace(record, details={**record.details, "drift": stored.to_dict()})
         # Published before the online sync: the offline write is committed even if the sync fails.
         self.events.publish(
             FeaturesWritten(

@@ -38,8 +38,8 @@ def test_the_shifted_month_of_the_sample_data_drifts_and_earlier_months_do_not(
 ) -> None:
     store = MaterializedFeatureStore(storage_path=tmp_path)
     store.register_features(SCHEMA)
-    for month in range(1, 7):
-        store.write_features(SCHEMA.name, months[month])
+    records = [store.write_features(SCHEMA.name, months[month]) for month in range(1, 7)]
+    assert records[-1].details["drift"]["verdict"] == "drift"  # the returned record carries its report
     reports = store.monitor.reports(SCHEMA.name)
     assert [r.verdict for r in reports] == ["no_reference", "ok", "ok", "ok", "ok", "drift"]
     june = reports[-1]
