@@ -24,7 +24,10 @@ from tauro_workbench.monitoring.events import EventBus, GroupRegistered
 from tauro_workbench.registry import FeatureStoreMetadata
 from tauro_workbench.schema import FeatureGroupSchema
 
-__all__ = ["BaseFeatureStore", "HealthReport"]
+__all__ = ["VIRTUAL_DEFINITION_KIND", "BaseFeatureStore", "HealthReport"]
+
+#: Registry document kind holding the SQL definitions of virtual groups.
+VIRTUAL_DEFINITION_KIND = "virtual_definition"
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ from tauro_workbench.retrieval import (
 from tauro_workbench.retry import RetryPolicy
 from tauro_workbench.schema import FeatureGroupSchema, validate_identifier
 from tauro_workbench.stores.backfill import ChunkBy, Source, load_window
-from tauro_workbench.stores.base import BaseFeatureStore, HealthReport
+from tauro_workbench.stores.base import VIRTUAL_DEFINITION_KIND, BaseFeatureStore, HealthReport
 from tauro_workbench.stores.latest_values import (
     GroupRead,
     apply_ttl,
@@ -170,6 +170,13 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
         scan = self._table(schema).scan(table_version)
         if scan is not None:
             return scan
+        if self.metadata.find_document(VIRTUAL_DEFINITION_KIND, schema.name) is not None:
+            raise FeatureMaterializationError(
+                f"Feature group {schema.name!r} is virtual and has not been materialized, so the "
+                "materialized store has no data for it.",
+                hint="Read it through a VirtualizedFeatureStore, or materialize it first with "
+                "VirtualizedFeatureStore.materialize(group, target=this_store).",
+            )
         types = {c: schema.polars_schema().get(c, pl.Int64()) for c in schema.columns}
         return pl.LazyFrame(schema={**types, SEQ_COLUMN: pl.Int64()})
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from datetime import UTC, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
 
@@ -13,7 +12,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from tauro_workbench import FeatureStoreConfig
-from tauro_workbench.exceptions import FeatureNotFoundError, PointInTimeError
+from tauro_workbench.exceptions import FeatureMaterializationError, FeatureNotFoundError, PointInTimeError
+from tauro_workbench.stores.base import VIRTUAL_DEFINITION_KIND
 from tauro_workbench.stores.materialized import MaterializedFeatureStore
 from tests.stores.conftest import StoreFactory, day, users_frame, users_schema
 
@@ -240,3 +240,11 @@ def test_context_conventions(context: object, tmp_path: object, monkeypatch: pyt
     if context is not None:
         assert store.cache.max_bytes == 7 * 1024 * 1024
     assert store.storage_format == "delta"
+
+
+def test_reading_an_unmaterialized_virtual_group_is_a_clear_error(make_store: StoreFactory) -> None:
+    store = make_store("delta")
+    store.register_features(users_schema())
+    store.metadata.put_document(VIRTUAL_DEFINITION_KIND, "users", {"sql": "SELECT 1"})
+    with pytest.raises(FeatureMaterializationError, match="virtual and has not been materialized"):
+        store.get_features(["age"], entity_ids={"user_id": [1]}).collect()
