@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import platform
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -55,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         (results_dir / f"{name}.json").write_text(json.dumps([r.to_dict() for r in rows], indent=2, default=str))
         print(format_table(rows), flush=True)
     summary = {
-        "when": datetime.now(timezone.utc).isoformat(),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "when": datetime.now(UTC).isoformat(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "scale": args.scale,
         "results": [r.to_dict() for r in every],
     }
