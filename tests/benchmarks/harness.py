@@ -8,6 +8,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -73,8 +74,18 @@ def _child(fn: Callable[..., Any], args: tuple[Any, ...], queue: Any) -> None:
     except Exception as err:  # reported to the parent
         result, error = None, repr(err)
     elapsed = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put({"seconds": elapsed, "peak_mb": peak_mb, "result": result, "error": error})
+    queue.put({"seconds": elapsed, "peak_mb": peak_rss_mb(), "result": result, "error": error})
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process: VmHWM (ru_maxrss survives exec, so it can report the parent's)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_isolated(fn: Callable[..., Any], *args: Any, timeout: float = 900) -> dict[str, Any]:
