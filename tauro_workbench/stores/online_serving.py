@@ -43,6 +43,7 @@ from tauro_workbench.online import OnlineStore, WriteResult, create_online_store
 from tauro_workbench.registry import WriteRecord
 from tauro_workbench.retrieval import group_refs, resolve_features
 from tauro_workbench.schema import FeatureGroupSchema
+from tauro_workbench.stores.offline_table import SEQ_COLUMN
 
 if TYPE_CHECKING:
     from tauro_workbench.config import FeatureStoreConfig
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
 __all__ = ["OnlineServingMixin", "SyncReport"]
 
 SYNC_DOCUMENT = "online_sync"
-SEQ_COLUMN = "_tauro_seq"
 _ROW_BITS = 32  # _tauro_seq = (table version << 32) | row index (see stores/offline_table.py)
 _CREATE_LOCK = threading.Lock()
 
