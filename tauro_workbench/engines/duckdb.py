@@ -99,7 +99,12 @@ class DuckDBQueryExecutor:
         for source in sources:
             fingerprint = source.fingerprint()
             if cursor.registered.get(source.name) != fingerprint:
-                cursor.connection.register(source.relation_name, source.to_arrow_dataset())
+                if source.format == "parquet":
+                    # DuckDB's own Parquet reader: ~2-3x faster than scanning a PyArrow dataset
+                    # (row-group statistics, join filters pushed into the scan)
+                    cursor.connection.read_parquet(source.files()).create_view(source.relation_name, replace=True)
+                else:
+                    cursor.connection.register(source.relation_name, source.to_arrow_dataset())
                 cursor.registered[source.name] = fingerprint
         if cursor.generation != self.sources.generation:
             self._ensure_views(cursor.connection, sources)

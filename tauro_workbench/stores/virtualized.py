@@ -7,8 +7,11 @@ the group's time columns and the declared features with losslessly castable type
 the registry as a ``virtual_definition`` document, and its lineage (source -> group.feature) is
 recorded.
 
-Reads run the query with the requested entities joined in as a registered relation and the
-time bounds bound as parameters — user values never enter the SQL text — and then apply the
+Reads run the query with the requested entities as a registered relation and the time bounds
+as bound parameters — user values never enter the SQL text. Both filters are pushed by sqlglot
+into the SELECTs that read the sources where that provably keeps the result
+(:mod:`tauro_workbench.engines.sql_pushdown`), so a ``GROUP BY user_id`` aggregates only the
+requested entities; elsewhere they filter the query's output. Reads then apply the
 same latest-value and point-in-time rules as the materialized store (the result's row order
 plays the role of the write order). On Spark the point-in-time join runs as Spark window
 functions. SQL dialects: see :mod:`tauro_workbench.engines.sql_dialect`.
@@ -33,9 +36,16 @@ from tauro_workbench.engines.pit import PointInTimeSpec, point_in_time_join
 from tauro_workbench.engines.sql_dialect import (
     check_dialect,
     parse_query,
-    placeholder,
     quote,
     referenced_tables,
+    transpile,
+)
+from tauro_workbench.engines.sql_pushdown import (
+    RowFilter,
+    entity_filter,
+    output_condition,
+    push_filters,
+    time_filter,
 )
 from tauro_workbench.exceptions import (
     FeatureMaterializationError,
@@ -60,6 +70,25 @@ __all__ = ["VirtualDefinition", "VirtualizedFeatureStore"]
 
 DOCUMENT_KIND = "virtual_definition"
 WHOLE_GROUP = "*"
+# stands for the per-call entity-id relation in cached plans (replaced by its real name)
+_IDS_TOKEN = f"tauro_ids_{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """Which filters a read needs: entity ids, a lower and an upper event-time bound."""
+
+    ids: bool
+    lower: bool
+    upper: bool
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A group query with its filters, and per query whether they were pushed all the way in."""
+
+    sql: str
+    pushed: tuple[bool, ...]
 
 
 @dataclass(frozen=True)
@@ -135,6 +164,7 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         mb = self.config.materialized.cache_size_mb if self.config.virtualized.enable_caching else 0
         self.cache = ResultCache(mb * 1024 * 1024)
         self._schemas: dict[tuple[str, int, str], pl.Schema] = {}
+        self._plans: dict[tuple[Any, ...], _Plan] = {}
 
     # -- definitions ----------------------------------------------------------------------
     def add_source(self, name: str, location: str, **options: Any) -> Any:
@@ -189,6 +219,7 @@ class VirtualizedFeatureStore(BaseFeatureStore):
                 tables = referenced_tables(parse_query(sql_of, read))
                 self.metadata.set_lineage(f"{schema.name}.{feature}", tables)
         self._schemas = {k: v for k, v in self._schemas.items() if k[0] != schema.name}
+        self._plans = {k: v for k, v in self._plans.items() if k[0] != schema.name}
         logger.info("defined virtual group {} ({} queries, sources {})", schema.name, len(mapping), sorted(used))
         return definition
 
@@ -242,9 +273,22 @@ class VirtualizedFeatureStore(BaseFeatureStore):
     # -- SQL building ---------------------------------------------------------------------
     def group_sql(self, schema: FeatureGroupSchema, features: Sequence[str] | None = None) -> str:
         """Return the group's query in the executor's dialect: keys, times, then ``features``."""
+        return self._plan(schema, features, _Bounds(False, False, False)).sql
+
+    def _plan(self, schema: FeatureGroupSchema, features: Sequence[str] | None, bounds: _Bounds) -> _Plan:
+        """Return the group's query with the requested filters pushed in (cached per shape).
+
+        Each per-feature query gets the filters pushed toward its sources where that is provably
+        equivalent (:mod:`tauro_workbench.engines.sql_pushdown`); a query where it is not gets
+        the filters on its output. Filtering each side on the join columns before the full
+        outer join equals filtering after it, so no filter is needed on the joined result.
+        """
         definition = self.get_definition(schema.name)
-        dialect = self.executor.dialect
         wanted = list(features) if features is not None else [f for f in schema.feature_names if self._defined(definition, f)]
+        key = (schema.name, schema.version, definition.dialect, tuple(sorted(definition.queries.items())), tuple(wanted), bounds)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
         for feature in wanted:
             if not self._defined(definition, feature):
                 raise FeatureNotFoundError(
@@ -252,26 +296,39 @@ class VirtualizedFeatureStore(BaseFeatureStore):
                     candidates=[f"{schema.name}.{f}" for f in schema.feature_names if self._defined(definition, f)],
                     reason=f"Feature {schema.name}.{feature} has no virtual definition.",
                 )
+        dialect = self.executor.dialect
         join_cols = [*schema.entity_keys, *schema.time_columns]
         q = lambda c: quote(c, dialect)  # noqa: E731
-        parts: list[tuple[str, list[str]]] = []
         if WHOLE_GROUP in definition.queries:
-            parts.append((definition.queries[WHOLE_GROUP], wanted))
+            parts = [(definition.queries[WHOLE_GROUP], wanted)]
         else:
             parts = [(definition.queries[f], [f]) for f in wanted]
-        subqueries = []
+        filters = self._filters(schema, bounds)
+        subqueries, pushed = [], []
         for i, (sql, cols) in enumerate(parts):
-            text = self._translate(sql, definition.dialect)
-            subqueries.append(f"(SELECT {', '.join(q(c) for c in [*join_cols, *cols])} FROM ({text}) AS _s{i}) AS _q{i}")
+            if filters:
+                text, outer = push_filters(sql, filters, read=definition.dialect, write=dialect)
+            else:
+                text, outer = transpile(sql, read=definition.dialect, write=dialect), []
+            pushed.append(not outer)
+            where = f" WHERE {output_condition(outer, f'_s{i}', dialect)}" if outer else ""
+            subqueries.append(f"(SELECT {', '.join(q(c) for c in [*join_cols, *cols])} FROM ({text}) AS _s{i}{where}) AS _q{i}")
         body = subqueries[0]
         for sub in subqueries[1:]:
             body += f" FULL OUTER JOIN {sub} USING ({', '.join(q(c) for c in join_cols)})"
-        return f"SELECT {', '.join(q(c) for c in [*join_cols, *wanted])} FROM {body}"
+        plan = _Plan(f"SELECT {', '.join(q(c) for c in [*join_cols, *wanted])} FROM {body}", tuple(pushed))
+        self._plans[key] = plan
+        return plan
 
-    def _translate(self, sql: str, dialect: str) -> str:
-        if dialect == self.executor.dialect:
-            return sql
-        return parse_query(sql, dialect).sql(dialect=self.executor.dialect)
+    def _filters(self, schema: FeatureGroupSchema, bounds: _Bounds) -> list[RowFilter]:
+        filters = []
+        if bounds.ids:
+            filters.append(entity_filter(schema.entity_keys, _IDS_TOKEN))
+        if schema.timestamp_key is not None and (bounds.lower or bounds.upper):
+            filters.append(time_filter(
+                schema.timestamp_key, lower="tauro_lower" if bounds.lower else None, upper="tauro_upper" if bounds.upper else None
+            ))
+        return filters
 
     @staticmethod
     def _defined(definition: VirtualDefinition, feature: str) -> bool:
@@ -280,32 +337,28 @@ class VirtualizedFeatureStore(BaseFeatureStore):
     def _pushdown(
         self,
         schema: FeatureGroupSchema,
-        sql: str,
+        features: Sequence[str] | None,
         ids: pl.DataFrame | None,
         lower: datetime | None,
         upper: datetime | None,
     ) -> tuple[str, dict[str, Any], dict[str, pl.DataFrame]]:
-        """Wrap ``sql`` with the entity filter (a registered relation) and bound time limits."""
-        dialect = self.executor.dialect
-        q = lambda c: quote(c, dialect)  # noqa: E731
-        conditions, params, frames = [], {}, {}
+        """Return the filtered group query, its bound time limits and the ids relation."""
+        bounds = _Bounds(ids is not None, lower is not None and schema.timestamp_key is not None,
+                         upper is not None and schema.timestamp_key is not None)
+        sql = self._plan(schema, features, bounds).sql
+        params: dict[str, Any] = {}
+        frames: dict[str, pl.DataFrame] = {}
+        if bounds.lower:
+            params["tauro_lower"] = lower
+        if bounds.upper:
+            params["tauro_upper"] = upper
         if ids is not None:
+            # a fresh name per call: Spark's temporary views are shared by concurrent readers
             name = f"tauro_ids_{uuid.uuid4().hex}"
-            keys = list(schema.entity_keys)
-            frames[name] = self._typed_ids(schema, ids.select(keys)).unique()
-            match = " AND ".join(f"_e.{q(k)} = _v.{q(k)}" for k in keys)
-            conditions.append(f"EXISTS (SELECT 1 FROM {q(name)} AS _e WHERE {match})")
-        if schema.timestamp_key is not None:
-            event = f"_v.{q(schema.timestamp_key)}"
-            if upper is not None:
-                conditions.append(f"{event} <= {placeholder('tauro_upper', dialect)}")
-                params["tauro_upper"] = upper
-            if lower is not None:
-                conditions.append(f"{event} >= {placeholder('tauro_lower', dialect)}")
-                params["tauro_lower"] = lower
-        if not conditions:
-            return sql, params, frames
-        return f"SELECT * FROM ({sql}) AS _v WHERE {' AND '.join(conditions)}", params, frames
+            # duplicates are harmless: the ids are only ever used as a semi-join (IN / EXISTS)
+            frames[name] = self._typed_ids(schema, ids.select(schema.entity_keys))
+            sql = sql.replace(_IDS_TOKEN, name)
+        return sql, params, frames
 
     def _result_schema(self, schema: FeatureGroupSchema, sql: str) -> pl.Schema:
         key = (schema.name, schema.version, sql)
@@ -326,19 +379,18 @@ class VirtualizedFeatureStore(BaseFeatureStore):
             ) from err
 
     def _run(self, sql: str, params: dict[str, Any], frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
+        if self.cache.max_bytes <= 0:
+            return self.executor.execute(sql, params, frames=frames).collect()
+        # frame names are random; the key uses their contents instead
         key = (
-            self.executor.name, sql, tuple(sorted((k, str(v)) for k, v in params.items())),
+            self.executor.name, _normalise(sql, frames), tuple(sorted((k, str(v)) for k, v in params.items())),
             tuple(frame_digest(f) for f in frames.values()), tuple(sorted(self.executor.sources.fingerprints().items())),
         )
-        if self.cache.max_bytes > 0:
-            # frame names are random; the key uses their contents instead
-            key = (key[0], _normalise(sql, frames), *key[2:])
-            hit = self.cache.get(key)
-            if hit is not None:
-                return hit
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
         result = self.executor.execute(sql, params, frames=frames).collect()
-        if self.cache.max_bytes > 0:
-            self.cache.put(key, result)
+        self.cache.put(key, result)
         return result
 
     def compute_group(
@@ -361,9 +413,8 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         """
         schema = self.metadata.get_feature_group(feature_group)
         ids = entity_frame(entity_ids, schema.entity_keys)
-        sql = self.group_sql(schema, features)
         text, params, frames = self._pushdown(
-            schema, sql, ids, None if start is None else to_utc(start), None if end is None else to_utc(end)
+            schema, features, ids, None if start is None else to_utc(start), None if end is None else to_utc(end)
         )
         return self._typed(schema, self._run(text, params, frames))
 
@@ -430,7 +481,7 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         for name, schema in schemas.items():
             features = [r.feature for r in grouped[name]]
             rows = self.compute_group(name, features, entity_ids=None if ids is None else ids.select(schema.entity_keys), end=when)
-            scan = rows.with_row_index(SEQ_COLUMN).with_columns(pl.col(SEQ_COLUMN).cast(pl.Int64)).lazy()
+            scan = rows.lazy().with_row_index(SEQ_COLUMN).with_columns(pl.col(SEQ_COLUMN).cast(pl.Int64))
             reads.append(GroupRead(schema, scan, tuple(features), tuple(outputs[name])))
         plan = latest_values(reads, ids, when)
         return apply_ttl(plan, schemas, outputs, when, every_entity=ids is None)
@@ -499,8 +550,7 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         """Run the point-in-time join on Spark (window functions), transferring only the result."""
         from tauro_workbench.engines.pit_spark import point_in_time_join_spark
 
-        sql = self.group_sql(schema, spec.feature_columns)
-        text, params, frames = self._pushdown(schema, sql, ids, lower, upper)
+        text, params, frames = self._pushdown(schema, spec.feature_columns, ids, lower, upper)
         executor: Any = self.executor
         narrow = entity.select([*spec.entity_keys, spec.entity_time])
         try:

@@ -2,7 +2,10 @@
 
 1. A virtual feature (per-user sum over a Parquet source) read for 1,000 entity ids through
    ``VirtualizedFeatureStore.get_features`` vs the same hand-written DuckDB query with an
-   ``IN`` filter on the same file (target ratio <= 1.15).
+   ``IN`` filter on the same file (target ratio <= 1.15). The store pushes the entity filter
+   into the query's ``GROUP BY`` (see ``engines/sql_pushdown.py``); what remains is a fixed
+   cost of a few milliseconds per call (the latest-value step in Polars, registering the ids),
+   so the ratio falls with the data size. Best of 7 runs: the machine is shared.
 2. The same group computed in full on Spark and on DuckDB (``compute_group``), reported.
 """
 
@@ -58,7 +61,7 @@ def run(scale: str) -> list[Measurement]:
         return pl.from_arrow(rel.to_arrow_table())  # type: ignore[return-value]
 
     assert_frame_equal(ours().drop_nulls().sort("user_id"), raw().sort("user_id").cast({"user_id": pl.Int64}), check_exact=False)
-    results = [Measurement("virtualized", f"get_features 1k ids / {rows:,} rows", time_best(ours), {"duckdb_hand_written": time_best(raw)}, target_ratio=1.15)]
+    results = [Measurement("virtualized", f"get_features 1k ids / {rows:,} rows", time_best(ours, repeat=7), {"duckdb_hand_written": time_best(raw, repeat=7)}, target_ratio=1.15)]
 
     from tauro_workbench.engines.spark import SparkQueryExecutor, start_local_spark
 

@@ -175,3 +175,23 @@ def test_historical_property_against_the_oracle(tmp_path: Path, rows: list[tuple
     out = store.get_historical_features(entity, ["g.v"]).collect()
     spec = PointInTimeSpec(("user_id",), "t", "ts", ("v",), ttl=schema.ttl)
     assert out.equals(oracle_point_in_time(entity, feats, spec))
+
+
+@pytest.mark.parametrize(
+    ("sql", "pushed"),
+    [
+        ("SELECT user_id, COUNT(*) AS n FROM silver.tx GROUP BY user_id", True),
+        ("SELECT user_id, COUNT(*) AS n FROM silver.tx GROUP BY user_id ORDER BY n DESC, user_id LIMIT 2", False),
+    ],
+)
+def test_entity_filter_is_pushed_into_the_aggregation_when_safe(store: VirtualizedFeatureStore, sql: str, pushed: bool) -> None:
+    from tauro_workbench.stores.virtualized import _Bounds
+
+    schema = FeatureGroupSchema("counts", entity_keys=["user_id"], features=[FeatureSchema("n", "BIGINT", "NUMERICAL")])
+    store.register_features(schema)
+    store.define_virtual_features("counts", sql)
+    plan = store._plan(schema, None, _Bounds(ids=True, lower=False, upper=False))
+    assert plan.pushed == (pushed,)
+    everything = dict(store.compute_group("counts").rows())
+    out = store.get_features(["counts.n"], entity_ids={"user_id": [3, 9, 1, 3]}).collect()
+    assert out.rows() == [(k, everything.get(k)) for k in (3, 9, 1, 3)]
