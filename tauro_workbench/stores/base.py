@@ -96,7 +96,15 @@ class BaseFeatureStore(ABC):
     ) -> pl.LazyFrame:
         """Return the latest value of each feature per entity (as of ``point_in_time``)."""
 
-    def write_features(self, feature_group: str, data: FrameLike, mode: str = "append", **options: Any) -> Any:
+    def write_features(
+        self,
+        feature_group: str,
+        data: FrameLike,
+        mode: str = "append",
+        backfill: bool = False,
+        *,
+        on_drift: str | None = None,
+    ) -> Any:
         """Write features to the store; stores that hold no data refuse."""
         raise FeatureMaterializationError(
             f"{type(self).__name__} does not store data, so it cannot write {feature_group!r}.",

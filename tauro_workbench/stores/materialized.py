@@ -52,10 +52,8 @@ from tauro_workbench.monitoring.events import EventBus, FeaturesWritten
 from tauro_workbench.monitoring.monitor import WriteMonitor
 from tauro_workbench.registry import FeatureStoreMetadata, WriteRecord
 from tauro_workbench.retrieval import (
-    FeatureRef,
     entity_frame,
-    group_refs,
-    resolve_features,
+    resolve_groups,
     resolve_timestamp_column,
 )
 from tauro_workbench.retry import RetryPolicy
@@ -190,7 +188,7 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
         return versions
 
     # -- writes ---------------------------------------------------------------------------
-    def write_features(  # type: ignore[override]  # explicit options instead of the base's **options
+    def write_features(
         self,
         feature_group: str,
         data: FrameLike,
@@ -418,13 +416,6 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
         self._record_read("scan_group", {schema.name: schema}, {schema.name: table_version}, lf, started)
         return lf
 
-    def _resolve(
-        self, feature_names: Sequence[str] | str, *, full_feature_names: bool
-    ) -> tuple[dict[str, FeatureGroupSchema], dict[str, list[FeatureRef]]]:
-        refs = resolve_features(self.metadata, feature_names, full_feature_names=full_feature_names)
-        grouped = group_refs(refs)
-        schemas = {g: self.metadata.get_feature_group(g, rs[0].version) for g, rs in grouped.items()}
-        return schemas, grouped
 
     def get_features(
         self,
@@ -458,7 +449,7 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
             >>> store.get_features(["age"], entity_ids={"user_id": [1, 2]}).collect()  # doctest: +SKIP
         """
         started = time.perf_counter()
-        schemas, grouped = self._resolve(feature_names, full_feature_names=full_feature_names)
+        schemas, grouped = resolve_groups(self.metadata, feature_names, full_feature_names=full_feature_names)
         keys = list(dict.fromkeys(k for s in schemas.values() for k in s.entity_keys))
         ids = entity_frame(entity_ids, keys)
         when = to_utc(point_in_time) if point_in_time is not None else None
@@ -533,7 +524,7 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
             >>> store.get_historical_features(labels, ["user_features.age"]).collect()  # doctest: +SKIP
         """
         started = time.perf_counter()
-        schemas, grouped = self._resolve(feature_names, full_feature_names=full_feature_names)
+        schemas, grouped = resolve_groups(self.metadata, feature_names, full_feature_names=full_feature_names)
         entity = to_lazyframe(entity_df)
         time_column = resolve_timestamp_column(entity, timestamp_column)
         entity_schema = entity.collect_schema()

@@ -56,7 +56,11 @@ from tauro_workbench.exceptions import (
 from tauro_workbench.frames import FrameLike, to_dataframe, to_utc, utc_datetime_expr
 from tauro_workbench.monitoring.events import EventBus
 from tauro_workbench.registry import FeatureStoreMetadata
-from tauro_workbench.retrieval import entity_frame, group_refs, resolve_features, resolve_timestamp_column
+from tauro_workbench.retrieval import (
+    entity_frame,
+    resolve_groups,
+    resolve_timestamp_column,
+)
 from tauro_workbench.schema import FeatureGroupSchema
 from tauro_workbench.stores.base import BaseFeatureStore, HealthReport
 from tauro_workbench.stores.latest_values import GroupRead, apply_ttl, latest_values
@@ -444,12 +448,6 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         frame = self._typed(schema, self.executor.execute(sql).collect())
         return QueryResult(frame.lazy(), sql, time.perf_counter() - started, self.executor.name)
 
-    def _resolve(
-        self, feature_names: Sequence[str] | str, *, full_feature_names: bool
-    ) -> tuple[dict[str, FeatureGroupSchema], dict[str, list[Any]]]:
-        refs = resolve_features(self.metadata, feature_names, full_feature_names=full_feature_names)
-        grouped = group_refs(refs)
-        return {g: self.metadata.get_feature_group(g, rs[0].version) for g, rs in grouped.items()}, grouped
 
     def get_features(
         self,
@@ -472,7 +470,7 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         Example:
             >>> store.get_features(["age"], entity_ids={"user_id": [1, 2]}).collect()  # doctest: +SKIP
         """
-        schemas, grouped = self._resolve(feature_names, full_feature_names=full_feature_names)
+        schemas, grouped = resolve_groups(self.metadata, feature_names, full_feature_names=full_feature_names)
         keys = list(dict.fromkeys(k for s in schemas.values() for k in s.entity_keys))
         ids = entity_frame(entity_ids, keys)
         when = to_utc(point_in_time) if point_in_time is not None else None
@@ -505,7 +503,7 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         Example:
             >>> store.get_historical_features(labels, ["user_features.age"]).collect()  # doctest: +SKIP
         """
-        schemas, grouped = self._resolve(feature_names, full_feature_names=full_feature_names)
+        schemas, grouped = resolve_groups(self.metadata, feature_names, full_feature_names=full_feature_names)
         entity = to_dataframe(entity_df)
         time_column = resolve_timestamp_column(entity, timestamp_column)
         missing = sorted({k for s in schemas.values() for k in s.entity_keys if k not in entity.columns})
@@ -600,7 +598,15 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         frame = self.compute_group(schema.name, list(schema.feature_names))
         return target.write_features(schema.name, frame, mode=mode)
 
-    def write_features(self, feature_group: str, data: FrameLike, mode: str = "append", **options: Any) -> Any:
+    def write_features(
+        self,
+        feature_group: str,
+        data: FrameLike,
+        mode: str = "append",
+        backfill: bool = False,
+        *,
+        on_drift: str | None = None,
+    ) -> Any:
         """Refuse: virtual groups are computed, not written (use :meth:`materialize`)."""
         raise FeatureMaterializationError(
             f"Virtual group {feature_group!r} is computed from SQL and cannot be written to.",

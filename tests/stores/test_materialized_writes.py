@@ -87,15 +87,16 @@ def test_drift_gate_blocks_before_anything_is_written(store: MaterializedFeature
 
 
 def test_write_is_recorded_profiled_synced_and_published(make_store: StoreFactory) -> None:
-    store = make_store("delta", drift={"enabled": True})
+    store = make_store("delta", drift={"enabled": True}, enable_online_store=True, sync_to_online=True)
     store.register_features(users_schema())
     seen: list[FeaturesWritten] = []
     store.events.subscribe(seen.append, kinds=["features_written"])  # type: ignore[arg-type]
-    with mock.patch.object(store, "_sync_after_write", wraps=store._sync_after_write) as sync:
-        record = store.write_features("users", users_frame([1, 2], [0, 1], [30, 40]))
+    record = store.write_features("users", users_frame([1, 2], [0, 1], [30, 40]))
     assert (record.group, record.mode, record.rows, record.table_version) == ("users", "append", 2, 1)
-    assert record.details["format"] == "delta"
-    assert sync.call_count == 1 and sync.call_args.args[2] == record
+    assert record.details["format"] == "delta" and record.details["drift"]["verdict"] == "no_reference"
+    stored = store.metadata.list_writes("users")[-1]
+    assert stored.id == record.id and stored.details["online"]["status"] == "ok"
+    assert store.get_online_features(["age"], {"user_id": 2}) == {"age": 40}
     assert [(e.rows, e.table_version, e.write_id) for e in seen] == [(2, 1, record.id)]
 
 
