@@ -2,7 +2,7 @@
 
 Every ``bench_*.py`` module beside this file defines ``run(scale: str) -> list[Measurement]``.
 The runner prints one table of ratios (ours / fastest baseline of the same run) and writes
-``tests/benchmarks/results/<module>.json`` and ``results/latest.json``.
+``tests/benchmarks/results/<module>.json`` and ``results/latest.json`` (every module's newest rows).
 """
 
 from __future__ import annotations
@@ -55,11 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         every.extend(rows)
         (results_dir / f"{name}.json").write_text(json.dumps([r.to_dict() for r in rows], indent=2, default=str))
         print(format_table(rows), flush=True)
+    # latest.json gathers the newest result of every benchmark module, not only those run now
+    gathered = [row for path in sorted(results_dir.glob("bench_*.json")) for row in json.loads(path.read_text())]
     summary = {
         "when": datetime.now(UTC).isoformat(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "scale": args.scale,
-        "results": [r.to_dict() for r in every],
+        "results": gathered,
     }
     (results_dir / "latest.json").write_text(json.dumps(summary, indent=2, default=str))
     print("\n" + format_table(every))
