@@ -28,7 +28,10 @@ def frame_digest(frame: pl.DataFrame) -> str:
     """Return a digest of a frame's schema and rows, for use in cache keys."""
     digest = hashlib.sha256(repr(frame.schema).encode())
     if frame.height:
-        digest.update(frame.hash_rows(seed=0).to_numpy().tobytes())
+        # through Arrow buffers: numpy is not a dependency
+        for buffer in frame.hash_rows(seed=0).to_arrow().buffers():
+            if buffer is not None:
+                digest.update(memoryview(buffer))
     return f"{frame.height}:{digest.hexdigest()}"
 
 
