@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -142,6 +143,7 @@ class VirtualizedFeatureStore(BaseFeatureStore):
             ``feature_store_config``, ``feature_store_path``; see :mod:`tauro_workbench.engines.base`).
         query_executor: The engine; default per ``config.virtualized.executor_type``.
         config: A :class:`FeatureStoreConfig` or dict of options.
+        storage_path: Root folder of the store (holds ``registry.db``); wins over ``config``.
         metadata: A registry to share.
         events: An event bus to share.
 
@@ -155,10 +157,13 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         *,
         query_executor: QueryExecutor | None = None,
         config: FeatureStoreConfig | Mapping[str, Any] | None = None,
+        storage_path: str | Path | None = None,
         metadata: FeatureStoreMetadata | None = None,
         events: EventBus | None = None,
     ) -> None:
-        super().__init__(strip_context(context), config=config, metadata=metadata, events=events)
+        super().__init__(
+            strip_context(context), config=config, storage_path=storage_path, metadata=metadata, events=events
+        )
         self.context = context
         if query_executor is None:
             query_executor = _build_executor(context, self.config, self.metadata)
