@@ -23,7 +23,9 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tauro-wb", description="Inspect a tauro_workbench feature repository.")
+    parser = argparse.ArgumentParser(
+        prog="tauro-wb", description="Inspect a tauro_workbench feature repository."
+    )
     parser.add_argument("--version", action="version", version=f"tauro-wb {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log library activity to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -32,11 +34,15 @@ def _parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text)
         if group:
             cmd.add_argument("group", help="feature group name")
-        cmd.add_argument("--repo", default=None, help="feature repository (default: config / ./feature_store)")
+        cmd.add_argument(
+            "--repo", default=None, help="feature repository (default: config / ./feature_store)"
+        )
         return cmd
 
     add("groups", "list feature groups")
-    add("show", "print a group's schema as YAML", group=True).add_argument("--version", type=int, default=None)
+    add("show", "print a group's schema as YAML", group=True).add_argument(
+        "--version", type=int, default=None
+    )
     add("history", "list the writes of a group", group=True)
     add("health", "check that the registry answers")
     return parser

@@ -99,6 +99,7 @@ def _simple_arrow(base: DataType) -> pa.DataType | None:
     }
     return simple.get(base)
 
+
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -137,9 +138,7 @@ class TypeSpec:
         if base is DataType.MAP:
             return cls(base, key=cls(DataType.STRING), value=cls(DataType.STRING))
         if base is DataType.STRUCT:
-            raise SchemaValidationError(
-                "STRUCT needs its fields, e.g. 'STRUCT<city:STRING,zip:INT>'"
-            )
+            raise SchemaValidationError("STRUCT needs its fields, e.g. 'STRUCT<city:STRING,zip:INT>'")
         return cls(base)
 
     @classmethod

@@ -80,9 +80,7 @@ class FeatureNotFoundError(FeatureStoreException, KeyError):
         candidates: The names that would have been valid (or the ambiguous matches).
     """
 
-    def __init__(
-        self, feature: str, *, candidates: Iterable[str] = (), reason: str | None = None
-    ) -> None:
+    def __init__(self, feature: str, *, candidates: Iterable[str] = (), reason: str | None = None) -> None:
         self.feature = feature
         self.candidates = sorted(set(candidates))
         what = reason or f"Feature {feature!r} was not found."
@@ -101,9 +99,7 @@ class FeatureGroupNotFoundError(FeatureStoreException, KeyError):
         available: Registered group names (or versions of the group).
     """
 
-    def __init__(
-        self, group: str, *, version: int | None = None, available: Iterable[object] = ()
-    ) -> None:
+    def __init__(self, group: str, *, version: int | None = None, available: Iterable[object] = ()) -> None:
         self.group = group
         self.version = version
         self.available = sorted({str(a) for a in available})

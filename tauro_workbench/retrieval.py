@@ -149,7 +149,10 @@ def entity_frame(
     if entity_ids is None:
         return None
     if isinstance(entity_ids, Mapping):
-        data = {k: (list(v) if isinstance(v, (list, tuple, pl.Series, range)) else [v]) for k, v in entity_ids.items()}
+        data = {
+            k: (list(v) if isinstance(v, (list, tuple, pl.Series, range)) else [v])
+            for k, v in entity_ids.items()
+        }
         lengths = {k: len(v) for k, v in data.items()}
         if len(set(lengths.values())) > 1:
             raise PointInTimeError(
@@ -179,7 +182,9 @@ def resolve_timestamp_column(entity_df: pl.DataFrame | pl.LazyFrame, requested: 
     schema = entity_df.collect_schema() if isinstance(entity_df, pl.LazyFrame) else entity_df.schema
     if requested is not None:
         if requested not in schema:
-            raise PointInTimeError(f"entity frame has no timestamp column {requested!r}; columns: {list(schema)}")
+            raise PointInTimeError(
+                f"entity frame has no timestamp column {requested!r}; columns: {list(schema)}"
+            )
         return requested
     datetimes = [c for c, t in schema.items() if isinstance(t, pl.Datetime) or t == pl.Date]
     if len(datetimes) == 1:
@@ -190,4 +195,3 @@ def resolve_timestamp_column(entity_df: pl.DataFrame | pl.LazyFrame, requested: 
         f"cannot tell which column of the entity frame is its event time; columns: {list(schema)}",
         hint="Pass timestamp_column=... or name the column 'event_timestamp'.",
     )
-

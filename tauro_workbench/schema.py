@@ -101,9 +101,7 @@ def _enum(kind: type[DataType] | type[FeatureType], value: object, what: str) ->
     try:
         return kind(value)
     except ValueError:
-        raise SchemaValidationError(
-            f"{what} {value!r} is not one of {', '.join(kind.__members__)}"
-        ) from None
+        raise SchemaValidationError(f"{what} {value!r} is not one of {', '.join(kind.__members__)}") from None
 
 
 @dataclass(frozen=True)
@@ -275,7 +273,9 @@ class FeatureGroupSchema:
     def __post_init__(self) -> None:
         validate_identifier(self.name, "Feature group name")
         if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
-            raise SchemaValidationError(f"group {self.name!r}: version must be an integer >= 1, got {self.version!r}")
+            raise SchemaValidationError(
+                f"group {self.name!r}: version must be an integer >= 1, got {self.version!r}"
+            )
         keys = [self.entity_keys] if isinstance(self.entity_keys, str) else list(self.entity_keys or [])
         if isinstance(self.features, (str, bytes, Mapping)) or not isinstance(self.features, Sequence):
             raise SchemaValidationError(
@@ -303,7 +303,10 @@ class FeatureGroupSchema:
         object.__setattr__(self, "features", features)
         object.__setattr__(self, "tags", {str(k): str(v) for k, v in dict(self.tags or {}).items()})
         object.__setattr__(self, "ttl", _parse_ttl(self.ttl))
-        key_types = {k: _enum(DataType, v, f"Entity key type of {k!r}") for k, v in dict(self.entity_key_types or {}).items()}
+        key_types = {
+            k: _enum(DataType, v, f"Entity key type of {k!r}")
+            for k, v in dict(self.entity_key_types or {}).items()
+        }
         object.__setattr__(self, "entity_key_types", key_types)
         self._check_names()
 
@@ -334,7 +337,9 @@ class FeatureGroupSchema:
             if key not in self.entity_keys:
                 problems.append(f"entity_key_types names {key!r}, which is not an entity key")
             elif kind not in (DataType.INT, DataType.BIGINT, DataType.STRING, DataType.DATE):
-                problems.append(f"entity key {key!r} must be INT, BIGINT, STRING or DATE, not {DataType(kind).value}")
+                problems.append(
+                    f"entity key {key!r} must be INT, BIGINT, STRING or DATE, not {DataType(kind).value}"
+                )
         if self.created_timestamp_key is not None and self.timestamp_key is None:
             problems.append("created_timestamp_key needs a timestamp_key")
         if problems:
@@ -398,8 +403,10 @@ class FeatureGroupSchema:
         for column in self.columns:
             spec = self.column_spec(column)
             if spec is not None:
-                nullable = column not in self.entity_keys and column != self.timestamp_key and (
-                    column not in self.feature_names or self.get_feature(column).nullable
+                nullable = (
+                    column not in self.entity_keys
+                    and column != self.timestamp_key
+                    and (column not in self.feature_names or self.get_feature(column).nullable)
                 )
                 fields.append(pa.field(column, spec.to_arrow(), nullable=nullable))
         return pa.schema(fields)
@@ -477,9 +484,12 @@ class FeatureGroupSchema:
     @classmethod
     def from_yaml(cls, source: str | Path) -> FeatureGroupSchema:
         """Read a schema from YAML text or a ``.yaml``/``.yml`` file path."""
-        text = Path(source).read_text(encoding="utf-8") if isinstance(source, Path) or (
-            isinstance(source, str) and source.endswith((".yaml", ".yml")) and "\n" not in source
-        ) else source
+        text = (
+            Path(source).read_text(encoding="utf-8")
+            if isinstance(source, Path)
+            or (isinstance(source, str) and source.endswith((".yaml", ".yml")) and "\n" not in source)
+            else source
+        )
         data = yaml.safe_load(text)
         if not isinstance(data, Mapping):
             raise SchemaValidationError("a feature group YAML document must be a mapping")

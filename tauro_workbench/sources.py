@@ -59,7 +59,9 @@ def validate_source_name(name: object) -> tuple[str, ...]:
         try:
             validate_identifier(part, "Source name part")
         except SchemaValidationError as err:
-            raise DataSourceError(f"Source name {name!r} is invalid: {err.problems[0]}.", hint=err.hint) from err
+            raise DataSourceError(
+                f"Source name {name!r} is invalid: {err.problems[0]}.", hint=err.hint
+            ) from err
     return parts
 
 
@@ -151,7 +153,9 @@ class DataSource:
             try:
                 entries = sorted(e.name for e in os.scandir(log) if e.name.endswith(".json"))
             except OSError as err:
-                raise DataSourceError(f"Source {self.name!r}: {self.location!r} is not a Delta table.") from err
+                raise DataSourceError(
+                    f"Source {self.name!r}: {self.location!r} is not a Delta table."
+                ) from err
             return f"delta:{len(entries)}:{entries[-1] if entries else ''}"
         stats = [(f, os.stat(f)) for f in self.files()]
         return "files:" + ";".join(f"{f}:{s.st_size}:{s.st_mtime_ns}" for f, s in stats)
@@ -162,7 +166,9 @@ class DataSource:
         try:
             return DeltaTable(cast(str, self.location))
         except Exception as err:  # deltalake raises several unrelated types
-            raise DataSourceError(f"Source {self.name!r}: cannot open Delta table {self.location!r}: {err}") from err
+            raise DataSourceError(
+                f"Source {self.name!r}: cannot open Delta table {self.location!r}: {err}"
+            ) from err
 
     def to_arrow_dataset(self) -> pads.Dataset:
         """Return the source as a PyArrow dataset (lazy; what DuckDB scans)."""
@@ -188,7 +194,9 @@ class DataSource:
             assert self.frame is not None
             return self.frame.lazy()
         if self.format == "csv":
-            return pl.scan_csv(self.files(), separator=str(self.options.get("separator", ",")), try_parse_dates=True)
+            return pl.scan_csv(
+                self.files(), separator=str(self.options.get("separator", ",")), try_parse_dates=True
+            )
         if self.format == "delta":
             return pl.scan_pyarrow_dataset(self.to_arrow_dataset())
         return pl.scan_parquet(self.files())
@@ -288,7 +296,11 @@ class SourceRegistry:
     def add_any(self, name: str, item: Any) -> DataSource:
         """Register ``item`` (a DataSource, a path, or a frame) under ``name``."""
         if isinstance(item, DataSource):
-            return self._put(item if item.name == name else DataSource(name, item.format, item.location, item.options, item.frame))
+            return self._put(
+                item
+                if item.name == name
+                else DataSource(name, item.format, item.location, item.options, item.frame)
+            )
         if isinstance(item, (str, os.PathLike)):
             return self.add(name, item)
         return self.add_frame(name, item)
@@ -322,7 +334,9 @@ class SourceRegistry:
         text = os.fspath(location)
         fmt = format or _infer_format(text)
         if fmt not in _FORMATS or fmt == "frame":
-            raise DataSourceError(f"Source {name!r}: unknown format {fmt!r}.", hint="Use parquet, delta or csv.")
+            raise DataSourceError(
+                f"Source {name!r}: unknown format {fmt!r}.", hint="Use parquet, delta or csv."
+            )
         source = DataSource(name, fmt, text, dict(options))
         source.fingerprint()  # fails now, not at query time, on a missing path
         return self._put(source)

@@ -238,7 +238,9 @@ def _value_problems(schema: FeatureGroupSchema, data: pl.DataFrame, columns: set
     return problems + broken
 
 
-def _counts(data: pl.DataFrame, checks: list[tuple[str, str, pl.Expr | None]], broken: list[str]) -> list[int]:
+def _counts(
+    data: pl.DataFrame, checks: list[tuple[str, str, pl.Expr | None]], broken: list[str]
+) -> list[int]:
     exprs = [expr for _, _, expr in checks if expr is not None]
     try:
         row = data.select(e.sum().alias(str(i)) for i, e in enumerate(exprs)).row(0)
@@ -264,7 +266,9 @@ def _constraint(kind: str, column: str, dtype: pl.DataType, bound: Any) -> pl.Ex
         if isinstance(bound, (str, bytes)) or not isinstance(bound, Sequence):
             raise TypeError("allowed_values must be a list")
         values = [_literal_value(v, dtype) for v in bound]
-        allowed = pl.Series(values, dtype=dtype if not isinstance(dtype, pl.Decimal) else pl.Float64, strict=False)
+        allowed = pl.Series(
+            values, dtype=dtype if not isinstance(dtype, pl.Decimal) else pl.Float64, strict=False
+        )
         target = col.cast(pl.Float64) if isinstance(dtype, pl.Decimal) else col
         return col.is_not_null() & ~target.is_in(allowed.implode())
     value = _literal_value(bound, dtype)

@@ -51,7 +51,9 @@ def test_unknown_group_is_a_clear_error(repo: Path, capsys: pytest.CaptureFixtur
 def test_console_script_runs(repo: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "tauro_workbench.cli", "health", "--repo", str(repo)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0
     assert ": ok" in done.stdout

@@ -23,9 +23,22 @@ from tauro_workbench.config import (
 from tauro_workbench.exceptions import ConfigurationError
 
 TOP_LEVEL = [
-    "auto_materialize_on_read", "drift", "enable_online_store", "hybrid_threshold_rows", "lock_timeout_seconds",
-    "materialized", "max_retries", "metadata_cache_ttl_seconds", "mode", "online_store", "retry_backoff_ms",
-    "retry_backoff_multiplier", "storage_format", "storage_path", "sync_to_online", "virtualized",
+    "auto_materialize_on_read",
+    "drift",
+    "enable_online_store",
+    "hybrid_threshold_rows",
+    "lock_timeout_seconds",
+    "materialized",
+    "max_retries",
+    "metadata_cache_ttl_seconds",
+    "mode",
+    "online_store",
+    "retry_backoff_ms",
+    "retry_backoff_multiplier",
+    "storage_format",
+    "storage_path",
+    "sync_to_online",
+    "virtualized",
 ]
 
 
@@ -84,8 +97,11 @@ def test_modes_accept_strings(mode: Any) -> None:
 
 def test_architecture_example() -> None:
     cfg = FeatureStoreConfig(
-        storage_path="./feature_repo", mode="hybrid", enable_online_store=True,
-        online_store={"type": "redis", "url": "redis://127.0.0.1:6379/0"}, sync_to_online=True,
+        storage_path="./feature_repo",
+        mode="hybrid",
+        enable_online_store=True,
+        online_store={"type": "redis", "url": "redis://127.0.0.1:6379/0"},
+        sync_to_online=True,
         virtualized={"executor_type": "duckdb", "query_timeout_seconds": 300},
     )
     assert cfg.online_store.type == "redis" and cfg.online_store.url == "redis://127.0.0.1:6379/0"
@@ -110,13 +126,18 @@ def test_reference_readme_config_dict_loads() -> None:
     assert cfg.offline_path == Path("/data/gold/features")
     assert cfg.offline_format == "parquet"
     assert cfg.virtualized.executor_type == "spark" and cfg.virtualized.enable_caching
-    assert cfg.storage_format == "delta"  # top level unchanged; the materialized section wins for offline data
+    assert (
+        cfg.storage_format == "delta"
+    )  # top level unchanged; the materialized section wins for offline data
 
 
 def test_choices_are_case_insensitive() -> None:
     cfg = FeatureStoreConfig(
-        storage_format="PARQUET", virtualized={"executor_type": "Spark"}, online_store={"type": "REDIS"},
-        drift={"on_drift": "Block"}, materialized={"storage_format": "Delta"},
+        storage_format="PARQUET",
+        virtualized={"executor_type": "Spark"},
+        online_store={"type": "REDIS"},
+        drift={"on_drift": "Block"},
+        materialized={"storage_format": "Delta"},
     )
     assert cfg.storage_format == "parquet" and cfg.virtualized.executor_type == "spark"
     assert cfg.online_store.type == "redis" and cfg.drift.on_drift == "block"
@@ -126,7 +147,10 @@ def test_choices_are_case_insensitive() -> None:
 @pytest.mark.parametrize(
     ("options", "fragment"),
     [
-        ({"mode": "fast"}, "mode: Input should be 'materialized', 'virtualized', 'hybrid' or 'online' (got 'fast')"),
+        (
+            {"mode": "fast"},
+            "mode: Input should be 'materialized', 'virtualized', 'hybrid' or 'online' (got 'fast')",
+        ),
         ({"storage_format": "csv"}, "storage_format: Input should be 'delta' or 'parquet'"),
         ({"storage_path": ""}, "storage_path must not be empty"),
         ({"storage_path": None}, "storage_path: Input should be a valid string"),
@@ -135,7 +159,10 @@ def test_choices_are_case_insensitive() -> None:
         ({"max_retries": "many"}, "max_retries: Input should be a valid integer"),
         ({"max_retries": 2.5}, "fractional part"),
         ({"retry_backoff_ms": -1}, "retry_backoff_ms"),
-        ({"retry_backoff_multiplier": 0.5}, "retry_backoff_multiplier: Input should be greater than or equal to 1"),
+        (
+            {"retry_backoff_multiplier": 0.5},
+            "retry_backoff_multiplier: Input should be greater than or equal to 1",
+        ),
         ({"metadata_cache_ttl_seconds": -0.1}, "metadata_cache_ttl_seconds"),
         ({"lock_timeout_seconds": 0}, "lock_timeout_seconds: Input should be greater than 0"),
         ({"enable_online_store": "perhaps"}, "enable_online_store: Input should be a valid boolean"),
@@ -149,7 +176,10 @@ def test_choices_are_case_insensitive() -> None:
         ({"materialized": {"cache_size_mb": -1}}, "materialized.cache_size_mb"),
         ({"materialized": {"cache_enabled": "often"}}, "materialized.cache_enabled"),
         ({"materialized": {"storage_format": "orc"}}, "materialized.storage_format"),
-        ({"virtualized": {"executor_type": "trino"}}, "virtualized.executor_type: Input should be 'duckdb' or 'spark'"),
+        (
+            {"virtualized": {"executor_type": "trino"}},
+            "virtualized.executor_type: Input should be 'duckdb' or 'spark'",
+        ),
         ({"virtualized": {"query_timeout_seconds": 0}}, "virtualized.query_timeout_seconds"),
         ({"virtualized": {"enable_caching": "x"}}, "virtualized.enable_caching"),
         ({"drift": {"on_drift": "panic"}}, "drift.on_drift"),
@@ -168,17 +198,36 @@ def test_bad_values_name_the_option_and_value(options: dict[str, Any], fragment:
     ("options", "location", "valid"),
     [
         ({"storage_pth": "x"}, "storage_pth", TOP_LEVEL),
-        ({"virtualized": {"timeout": 1}}, "virtualized.timeout",
-         ["enable_caching", "executor_type", "query_timeout_seconds", "spark_master"]),
-        ({"online_store": {"host": "x"}}, "online_store.host",
-         ["batch_size", "key_prefix", "max_connections", "socket_timeout_seconds", "type", "url"]),
-        ({"materialized": {"path": "x"}}, "materialized.path",
-         ["cache_enabled", "cache_size_mb", "partition_by_date", "storage_format", "storage_path"]),
-        ({"drift": {"defaults": {"psi": 1}}}, "drift.defaults.psi", ["ks_drift", "null_rate_change", "psi_drift", "psi_warning"]),
-        ({"drift": {"overrides": {"g.f": {"psi": 1}}}}, "drift.overrides.g.f.psi", ["ks_drift", "null_rate_change"]),
+        (
+            {"virtualized": {"timeout": 1}},
+            "virtualized.timeout",
+            ["enable_caching", "executor_type", "query_timeout_seconds", "spark_master"],
+        ),
+        (
+            {"online_store": {"host": "x"}},
+            "online_store.host",
+            ["batch_size", "key_prefix", "max_connections", "socket_timeout_seconds", "type", "url"],
+        ),
+        (
+            {"materialized": {"path": "x"}},
+            "materialized.path",
+            ["cache_enabled", "cache_size_mb", "partition_by_date", "storage_format", "storage_path"],
+        ),
+        (
+            {"drift": {"defaults": {"psi": 1}}},
+            "drift.defaults.psi",
+            ["ks_drift", "null_rate_change", "psi_drift", "psi_warning"],
+        ),
+        (
+            {"drift": {"overrides": {"g.f": {"psi": 1}}}},
+            "drift.overrides.g.f.psi",
+            ["ks_drift", "null_rate_change"],
+        ),
     ],
 )
-def test_unknown_options_list_the_valid_ones(options: dict[str, Any], location: str, valid: list[str]) -> None:
+def test_unknown_options_list_the_valid_ones(
+    options: dict[str, Any], location: str, valid: list[str]
+) -> None:
     with pytest.raises(ConfigurationError) as info:
         FeatureStoreConfig(**options)
     text = str(info.value)
@@ -212,7 +261,9 @@ def test_config_is_frozen_and_with_options_revalidates() -> None:
 
 
 def test_derived_paths() -> None:
-    cfg = FeatureStoreConfig(storage_path=Path("repo"), materialized={"storage_path": "offline", "storage_format": "parquet"})
+    cfg = FeatureStoreConfig(
+        storage_path=Path("repo"), materialized={"storage_path": "offline", "storage_format": "parquet"}
+    )
     assert cfg.storage_path == "repo"
     assert cfg.offline_path == Path("offline") and cfg.offline_format == "parquet"
     assert cfg.registry_path == Path("repo/registry.db")
@@ -228,8 +279,11 @@ def test_drift_thresholds_for_group_and_feature() -> None:
 
 # -- dict and YAML ----------------------------------------------------------------------
 
+
 def test_from_dict_unwraps_a_feature_store_section() -> None:
-    cfg = FeatureStoreConfig.from_dict({"feature_store": {"mode": "online"}, "input_path": "/other"}, env=False)
+    cfg = FeatureStoreConfig.from_dict(
+        {"feature_store": {"mode": "online"}, "input_path": "/other"}, env=False
+    )
     assert cfg.mode is FeatureStoreMode.ONLINE
     assert FeatureStoreConfig.from_dict({"feature_store": None}, env=False) == FeatureStoreConfig()
 
@@ -283,11 +337,14 @@ def test_yaml_errors(tmp_path: Path) -> None:
         FeatureStoreConfig.from_yaml(listy)
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("feature_store:\n  modes: hybrid\n")
-    with pytest.raises(ConfigurationError, match="unknown option 'modes'; valid options: auto_materialize_on_read"):
+    with pytest.raises(
+        ConfigurationError, match="unknown option 'modes'; valid options: auto_materialize_on_read"
+    ):
         FeatureStoreConfig.from_yaml(unknown)
 
 
 # -- environment ------------------------------------------------------------------------
+
 
 def test_env_overrides_nested_and_typed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TAURO_FS_MODE", "online")
@@ -307,9 +364,13 @@ def test_env_overrides_nested_and_typed(monkeypatch: pytest.MonkeyPatch, tmp_pat
         assert cfg.mode is FeatureStoreMode.ONLINE
         assert cfg.storage_path == "123"
         assert cfg.max_retries == 7 and cfg.enable_online_store and cfg.retry_backoff_ms == 2.5
-        assert cfg.online_store.url == "redis://:p#w@127.0.0.1:6379/0" and cfg.online_store.key_prefix == "007"
+        assert (
+            cfg.online_store.url == "redis://:p#w@127.0.0.1:6379/0" and cfg.online_store.key_prefix == "007"
+        )
         assert cfg.virtualized.query_timeout_seconds == 60 and cfg.drift.defaults.psi_drift == 0.3
-    assert FeatureStoreConfig.from_yaml(path).online_store.type == "redis"  # file values not overridden are kept
+    assert (
+        FeatureStoreConfig.from_yaml(path).online_store.type == "redis"
+    )  # file values not overridden are kept
     assert FeatureStoreConfig.from_yaml(path, env=False).mode is FeatureStoreMode.HYBRID
 
 
@@ -334,6 +395,7 @@ def test_env_overrides_from_a_given_mapping() -> None:
 
 # -- resolve_config ---------------------------------------------------------------------
 
+
 def test_resolve_config_with_no_context() -> None:
     assert resolve_config() == FeatureStoreConfig()
     assert resolve_config(storage_path=Path("repo")).storage_path == "repo"
@@ -341,18 +403,24 @@ def test_resolve_config_with_no_context() -> None:
 
 
 def test_resolve_config_with_a_dict_context() -> None:
-    cfg = resolve_config({"feature_store": {"mode": "virtualized", "max_retries": 1}}, config={"max_retries": 4})
+    cfg = resolve_config(
+        {"feature_store": {"mode": "virtualized", "max_retries": 1}}, config={"max_retries": 4}
+    )
     assert cfg.mode is FeatureStoreMode.VIRTUALIZED and cfg.max_retries == 4
     assert resolve_config({"mode": "hybrid"}, storage_path="x", max_retries=9).max_retries == 9
 
 
 def test_resolve_config_with_an_object_context() -> None:
-    context = SimpleNamespace(feature_store_path="/tmp/test_features", feature_store_config={"mode": "hybrid"})
+    context = SimpleNamespace(
+        feature_store_path="/tmp/test_features", feature_store_config={"mode": "hybrid"}
+    )
     cfg = resolve_config(context)
     assert cfg.storage_path == "/tmp/test_features" and cfg.mode is FeatureStoreMode.HYBRID
     typed = SimpleNamespace(feature_store_config=FeatureStoreConfig(mode="online", max_retries=0))
     assert resolve_config(typed).max_retries == 0
-    tauro_like = SimpleNamespace(global_settings={"feature_store": {"mode": "virtualized"}, "input_path": "/in"})
+    tauro_like = SimpleNamespace(
+        global_settings={"feature_store": {"mode": "virtualized"}, "input_path": "/in"}
+    )
     assert resolve_config(tauro_like).mode is FeatureStoreMode.VIRTUALIZED
     assert resolve_config(object()) == FeatureStoreConfig()
 

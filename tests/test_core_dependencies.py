@@ -48,7 +48,11 @@ SCRIPT = textwrap.dedent(
 
 def test_embedded_defaults_need_no_optional_package(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "repo")], capture_output=True, text=True, timeout=180, check=False
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "repo")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "core only: ok" in done.stdout

@@ -30,8 +30,18 @@ def test_data_type_accepts_case_insensitive_strings(text: str) -> None:
 
 def test_data_type_members_and_unknown_names() -> None:
     assert [m.name for m in DataType] == [
-        "INT", "BIGINT", "FLOAT", "DOUBLE", "DECIMAL", "STRING", "BOOLEAN", "TIMESTAMP", "DATE",
-        "ARRAY", "MAP", "STRUCT",
+        "INT",
+        "BIGINT",
+        "FLOAT",
+        "DOUBLE",
+        "DECIMAL",
+        "STRING",
+        "BOOLEAN",
+        "TIMESTAMP",
+        "DATE",
+        "ARRAY",
+        "MAP",
+        "STRUCT",
     ]
     with pytest.raises(ValueError):
         DataType("NUMBER")
@@ -72,7 +82,12 @@ def test_simple_types_map_exactly(name: str) -> None:
             "ARRAY<STRUCT<at:TIMESTAMP,tags:ARRAY<STRING>>>",
             pl.List(pl.Struct({"at": pl.Datetime("us", "UTC"), "tags": pl.List(pl.String)})),
             pa.large_list(
-                pa.struct([pa.field("at", pa.timestamp("us", tz="UTC")), pa.field("tags", pa.large_list(pa.large_string()))])
+                pa.struct(
+                    [
+                        pa.field("at", pa.timestamp("us", tz="UTC")),
+                        pa.field("tags", pa.large_list(pa.large_string())),
+                    ]
+                )
             ),
         ),
     ],
@@ -194,6 +209,7 @@ def test_every_spec_round_trips(spec: TypeSpec) -> None:
 
 # -- lossless casts ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("source", "target", "expected"),
     [
@@ -247,7 +263,10 @@ _INT_TYPES = [pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UIn
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.sampled_from(_INT_TYPES), st.sampled_from(["INT", "BIGINT", "FLOAT", "DOUBLE", "DECIMAL(10,0)", "DECIMAL(20,2)"]))
+@given(
+    st.sampled_from(_INT_TYPES),
+    st.sampled_from(["INT", "BIGINT", "FLOAT", "DOUBLE", "DECIMAL(10,0)", "DECIMAL(20,2)"]),
+)
 def test_lossless_integer_casts_keep_the_extreme_values(source: type[pl.DataType], target: str) -> None:
     """Oracle: when a cast is declared lossless, the type's min and max survive a round trip."""
     spec = TypeSpec.parse(target)

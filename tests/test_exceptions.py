@@ -70,7 +70,9 @@ def test_feature_not_found_lists_candidates_and_reads_well_as_key_error() -> Non
 
 
 def test_feature_not_found_custom_reason_and_long_candidate_lists() -> None:
-    err = exc.FeatureNotFoundError("x", candidates=[f"g.f{i:02d}" for i in range(30)], reason="Ambiguous 'x'.")
+    err = exc.FeatureNotFoundError(
+        "x", candidates=[f"g.f{i:02d}" for i in range(30)], reason="Ambiguous 'x'."
+    )
     assert str(err).startswith("Ambiguous 'x'.")
     assert "(10 more)" in str(err)
     assert "[] (none)" in str(exc.FeatureNotFoundError("x"))

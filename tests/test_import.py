@@ -18,7 +18,9 @@ print(json.dumps({"elapsed": elapsed, "modules": sorted(sys.modules)}))
 
 
 def _probe() -> dict[str, object]:
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=60
+    )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 

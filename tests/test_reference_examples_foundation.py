@@ -18,11 +18,7 @@ def _user_age() -> FeatureSchema:
         feature_type=FeatureType.NUMERICAL,
         description="User age in years",
         nullable=False,
-        metadata={
-            "min": 0,
-            "max": 150,
-            "unit": "years"
-        }
+        metadata={"min": 0, "max": 150, "unit": "years"},
     )
     return user_age
 
@@ -42,10 +38,7 @@ def _user_features():  # type: ignore[no-untyped-def]
         timestamp_key="event_timestamp",
         description="Core user demographic and behavioral features",
         features=[user_age, user_region, user_spending],
-        tags={
-            "team": "data-science",
-            "environment": "production"
-        }
+        tags={"team": "data-science", "environment": "production"},
     )
     return user_features
 
@@ -75,7 +68,7 @@ def test_pattern_one_schema_example() -> None:
         features=[
             FeatureSchema("amount", DataType.DOUBLE, FeatureType.NUMERICAL),
             FeatureSchema("merchant_id", DataType.STRING, FeatureType.CATEGORICAL),
-        ]
+        ],
     )
     assert schema.columns == ["transaction_id", "transaction_date", "amount", "merchant_id"]
 
@@ -139,7 +132,9 @@ def test_exception_usage_example() -> None:
     # a group without 'age': the README's except branch runs
     other = FeatureStoreMetadata()
     other.register_feature_group(
-        FeatureGroupSchema(name="user_features", entity_keys=["user_id"], features=[FeatureSchema("region", "STRING")])
+        FeatureGroupSchema(
+            name="user_features", entity_keys=["user_id"], features=[FeatureSchema("region", "STRING")]
+        )
     )
     feature, messages = _run_exception_example(other)
     assert feature is None

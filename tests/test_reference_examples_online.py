@@ -26,7 +26,10 @@ def test_real_time_enrichment(backend: str, tmp_path: Path, request: pytest.Fixt
     if backend == "redis":
         online = {"type": "redis", "url": request.getfixturevalue("redis_server").url, "key_prefix": "readme"}
     config = FeatureStoreConfig(
-        storage_path=str(tmp_path), enable_online_store=True, online_store=OnlineStoreConfig(**online), sync_to_online=True
+        storage_path=str(tmp_path),
+        enable_online_store=True,
+        online_store=OnlineStoreConfig(**online),
+        sync_to_online=True,
     )
     store = MaterializedFeatureStore(config=config)
     store.register_features(
@@ -40,13 +43,14 @@ def test_real_time_enrichment(backend: str, tmp_path: Path, request: pytest.Fixt
     login = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
     store.write_features(
         "user",
-        pl.DataFrame({"user_id": ["user_123", "user_456"], "event_time": [login, login], "last_login": [login, None]}),
+        pl.DataFrame(
+            {"user_id": ["user_123", "user_456"], "event_time": [login, login], "last_login": [login, None]}
+        ),
     )
 
     # Real-time enrichment
     online_features = store.get_online_features(
-        feature_names=["user.last_login"],
-        entity_keys={"user_id": "user_123"}
+        feature_names=["user.last_login"], entity_keys={"user_id": "user_123"}
     )
 
     assert online_features == {"last_login": login}

@@ -22,11 +22,17 @@ from tauro_workbench import (
 @pytest.fixture
 def context(tmp_path: Path, spark: Any) -> SimpleNamespace:
     today = datetime.now(UTC)
-    pl.DataFrame({"user_id": [123, 456], "birth_date": [date(1990, 1, 1), date(2000, 6, 1)]}).write_parquet(tmp_path / "users.parquet")
-    pl.DataFrame({"user_id": [123, 123, 456]}).write_parquet(tmp_path / "purchases.parquet")
-    pl.DataFrame({"customer_id": [7, 7, 8], "amount": [1.5, 2.5, 4.0], "transaction_date": [today, today, datetime(2020, 1, 1)]}).write_parquet(
-        tmp_path / "transactions.parquet"
+    pl.DataFrame({"user_id": [123, 456], "birth_date": [date(1990, 1, 1), date(2000, 6, 1)]}).write_parquet(
+        tmp_path / "users.parquet"
     )
+    pl.DataFrame({"user_id": [123, 123, 456]}).write_parquet(tmp_path / "purchases.parquet")
+    pl.DataFrame(
+        {
+            "customer_id": [7, 7, 8],
+            "amount": [1.5, 2.5, 4.0],
+            "transaction_date": [today, today, datetime(2020, 1, 1)],
+        }
+    ).write_parquet(tmp_path / "transactions.parquet")
     sources = {f"silver.{n}": str(tmp_path / f"{n}.parquet") for n in ("users", "purchases", "transactions")}
     return SimpleNamespace(sources=sources, spark=spark, feature_store_path=str(tmp_path / "repo"))
 
@@ -43,8 +49,12 @@ def test_query_executor_examples(context: SimpleNamespace) -> None:
 def test_section_6_example(context: SimpleNamespace) -> None:
     app_context = context
     user_features_schema = FeatureGroupSchema(
-        "user_features", entity_keys=["user_id"],
-        features=[FeatureSchema("age", "INT", "NUMERICAL"), FeatureSchema("purchase_count", "BIGINT", "NUMERICAL")],
+        "user_features",
+        entity_keys=["user_id"],
+        features=[
+            FeatureSchema("age", "INT", "NUMERICAL"),
+            FeatureSchema("purchase_count", "BIGINT", "NUMERICAL"),
+        ],
     )
     executor = SparkQueryExecutor(context)
     store = VirtualizedFeatureStore(context=app_context, query_executor=executor)
@@ -63,8 +73,11 @@ def test_section_6_example(context: SimpleNamespace) -> None:
 
 @pytest.mark.parametrize("engine", ["spark", "duckdb"])
 def test_pattern_2(context: SimpleNamespace, engine: str) -> None:
-    schema = FeatureGroupSchema("transaction_features", entity_keys=["customer_id"],
-                                features=[FeatureSchema("daily_spending", "DOUBLE", "NUMERICAL")])
+    schema = FeatureGroupSchema(
+        "transaction_features",
+        entity_keys=["customer_id"],
+        features=[FeatureSchema("daily_spending", "DOUBLE", "NUMERICAL")],
+    )
     executor: Any = SparkQueryExecutor(context) if engine == "spark" else DuckDBQueryExecutor(context)
     store = VirtualizedFeatureStore(context, query_executor=executor)
     store.register_features(schema)

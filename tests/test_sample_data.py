@@ -56,7 +56,9 @@ def _monthly(table: str, time_column: str) -> pl.DataFrame:
     return frame.with_columns(month=pl.col(time_column).dt.month())
 
 
-@pytest.mark.parametrize(("table", "time_column"), [("purchases", "purchased_at"), ("transactions", "transaction_ts")])
+@pytest.mark.parametrize(
+    ("table", "time_column"), [("purchases", "purchased_at"), ("transactions", "transaction_ts")]
+)
 def test_last_month_is_shifted(table: str, time_column: str) -> None:
     frame = _monthly(table, time_column)
     assert frame.get_column("month").unique().sort().to_list() == [1, 2, 3, 4, 5, 6]
@@ -64,20 +66,27 @@ def test_last_month_is_shifted(table: str, time_column: str) -> None:
     last = frame.filter(pl.col("month") == 6).get_column("amount").mean()
     assert isinstance(before, float) and isinstance(last, float)
     assert last > 1.4 * before
-    monthly = frame.filter(pl.col("month") < 6).group_by("month").agg(pl.col("amount").mean()).get_column("amount")
+    monthly = (
+        frame.filter(pl.col("month") < 6).group_by("month").agg(pl.col("amount").mean()).get_column("amount")
+    )
     assert monthly.max() < 1.15 * monthly.min()  # the earlier months are stable
 
 
 def test_category_mix_changes_in_the_last_month() -> None:
     frame = _monthly("purchases", "purchased_at")
-    share = frame.group_by(pl.col("month") == 6).agg((pl.col("category") == "electronics").mean().alias("share"))
+    share = frame.group_by(pl.col("month") == 6).agg(
+        (pl.col("category") == "electronics").mean().alias("share")
+    )
     shares = dict(zip(share.get_column("month").to_list(), share.get_column("share").to_list(), strict=True))
     assert shares[False] < 0.15 and shares[True] > 0.3
 
 
 @pytest.mark.parametrize(
     ("table", "event", "created", "key"),
-    [("purchases", "purchased_at", "ingested_at", "purchase_id"), ("transactions", "transaction_ts", "created_at", "transaction_id")],
+    [
+        ("purchases", "purchased_at", "ingested_at", "purchase_id"),
+        ("transactions", "transaction_ts", "created_at", "transaction_id"),
+    ],
 )
 def test_late_and_duplicate_events(table: str, event: str, created: str, key: str) -> None:
     frame = pl.read_parquet(SAMPLE / "silver" / f"{table}.parquet")
@@ -96,5 +105,7 @@ def test_users_are_unique_and_referenced() -> None:
     for table in ("purchases", "transactions"):
         ids = pl.read_parquet(SAMPLE / "silver" / f"{table}.parquet").get_column("user_id")
         assert ids.is_in(users.get_column("user_id").implode()).all()
-    activity = pl.read_parquet(SAMPLE / "silver" / "purchases.parquet").group_by("user_id").len().get_column("len")
+    activity = (
+        pl.read_parquet(SAMPLE / "silver" / "purchases.parquet").group_by("user_id").len().get_column("len")
+    )
     assert activity.max() > 10 * activity.median()  # skewed: a few heavy users

@@ -26,13 +26,21 @@ def group(**options: object) -> FeatureGroupSchema:
 
 # -- FeatureType / FeatureSchema ----------------------------------------------------------
 
+
 @pytest.mark.parametrize("text", ["numerical", "NUMERICAL", " Numerical "])
 def test_feature_type_accepts_case_insensitive_strings(text: str) -> None:
     assert FeatureType(text) is FeatureType.NUMERICAL
 
 
 def test_feature_type_members() -> None:
-    assert [m.name for m in FeatureType] == ["NUMERICAL", "CATEGORICAL", "TEXT", "VECTOR", "TIMESERIES", "COMPLEX"]
+    assert [m.name for m in FeatureType] == [
+        "NUMERICAL",
+        "CATEGORICAL",
+        "TEXT",
+        "VECTOR",
+        "TIMESERIES",
+        "COMPLEX",
+    ]
 
 
 def test_positional_and_keyword_forms_are_equal() -> None:
@@ -112,7 +120,10 @@ def test_features_and_groups_are_hashable() -> None:
 
 # -- identifiers ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["../x", "a b", "", "1a", "a-b", "a/b", "a.b", "é", "x" * 129, " a", None, 3])
+
+@pytest.mark.parametrize(
+    "name", ["../x", "a b", "", "1a", "a-b", "a/b", "a.b", "é", "x" * 129, " a", None, 3]
+)
 def test_unsafe_names_are_rejected(name: object) -> None:
     with pytest.raises(SchemaValidationError, match="is not a valid name"):
         validate_identifier(name, "Feature group name")
@@ -132,6 +143,7 @@ def test_reserved_prefix_is_rejected() -> None:
 
 # -- FeatureGroupSchema construction ----------------------------------------------------
 
+
 def test_group_defaults_and_lookups() -> None:
     g = group(
         timestamp_key="ts",
@@ -146,7 +158,10 @@ def test_group_defaults_and_lookups() -> None:
     assert g.column_spec("ts") == TypeSpec(DataType.TIMESTAMP)
     assert g.column_spec("user_id") is None
     assert g.polars_schema() == {
-        "ts": pl.Datetime("us", "UTC"), "created_at": pl.Datetime("us", "UTC"), "age": pl.Int32(), "region": pl.String(),
+        "ts": pl.Datetime("us", "UTC"),
+        "created_at": pl.Datetime("us", "UTC"),
+        "age": pl.Int32(),
+        "region": pl.String(),
     }
     arrow = g.arrow_schema()
     assert arrow.names == ["ts", "created_at", "age", "region"]
@@ -176,8 +191,14 @@ def test_entity_keys_as_string_and_declared_key_types() -> None:
         ({"entity_keys": ["id", "id"]}, "'id' is declared twice (as entity key and as entity key)"),
         ({"timestamp_key": "user_id"}, "'user_id' is declared twice (as entity key and as timestamp key)"),
         ({"timestamp_key": "ts", "created_timestamp_key": "ts"}, "'ts' is declared twice"),
-        ({"features": [FeatureSchema("user_id", "INT")]}, "'user_id' is declared twice (as entity key and as feature)"),
-        ({"features": [FeatureSchema("a", "INT"), FeatureSchema("a", "DOUBLE")]}, "'a' is declared twice (as feature and as feature)"),
+        (
+            {"features": [FeatureSchema("user_id", "INT")]},
+            "'user_id' is declared twice (as entity key and as feature)",
+        ),
+        (
+            {"features": [FeatureSchema("a", "INT"), FeatureSchema("a", "DOUBLE")]},
+            "'a' is declared twice (as feature and as feature)",
+        ),
         ({"timestamp_key": "event time"}, "Timestamp key 'event time' is not a valid name"),
         ({"entity_keys": ["../id"]}, "Entity key '../id' is not a valid name"),
         ({"created_timestamp_key": "c"}, "created_timestamp_key needs a timestamp_key"),
@@ -255,6 +276,7 @@ def test_bad_ttls_are_rejected(ttl: object, fragment: str) -> None:
 
 # -- serialization ----------------------------------------------------------------------
 
+
 def test_to_dict_is_json_ready_and_documented_shape() -> None:
     g = group(
         version=2,
@@ -267,8 +289,12 @@ def test_to_dict_is_json_ready_and_documented_shape() -> None:
     data = g.to_dict()
     assert data["ttl_seconds"] == 86400.0
     assert data["features"][0] == {
-        "name": "price", "data_type": "DECIMAL(12,2)", "feature_type": "NUMERICAL", "description": "",
-        "nullable": False, "metadata": {"min": 0},
+        "name": "price",
+        "data_type": "DECIMAL(12,2)",
+        "feature_type": "NUMERICAL",
+        "description": "",
+        "nullable": False,
+        "metadata": {"min": 0},
     }
     assert json.loads(json.dumps(data)) == data
     assert FeatureGroupSchema.from_dict(data) == g
@@ -312,8 +338,20 @@ def test_fingerprint_is_stable_and_sensitive() -> None:
 
 _names = st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True)
 _type_strings = st.sampled_from(
-    ["INT", "BIGINT", "FLOAT", "DOUBLE", "DECIMAL(12,2)", "STRING", "BOOLEAN", "TIMESTAMP", "DATE",
-     "ARRAY<DOUBLE>", "MAP<STRING,BIGINT>", "STRUCT<city:STRING,zip:INT>"]
+    [
+        "INT",
+        "BIGINT",
+        "FLOAT",
+        "DOUBLE",
+        "DECIMAL(12,2)",
+        "STRING",
+        "BOOLEAN",
+        "TIMESTAMP",
+        "DATE",
+        "ARRAY<DOUBLE>",
+        "MAP<STRING,BIGINT>",
+        "STRUCT<city:STRING,zip:INT>",
+    ]
 )
 _json_scalars = st.one_of(st.integers(-1000, 1000), st.text(max_size=5), st.booleans(), st.none())
 
@@ -332,7 +370,9 @@ def group_schemas(draw: st.DrawFn) -> FeatureGroupSchema:
             draw(st.sampled_from(list(FeatureType))),
             description=draw(st.text(max_size=10)),
             nullable=draw(st.booleans()),
-            metadata=draw(st.dictionaries(st.sampled_from(["unit", "source", "owner"]), _json_scalars, max_size=2)),
+            metadata=draw(
+                st.dictionaries(st.sampled_from(["unit", "source", "owner"]), _json_scalars, max_size=2)
+            ),
         )
         for name in rest
     ]
@@ -347,7 +387,9 @@ def group_schemas(draw: st.DrawFn) -> FeatureGroupSchema:
         ttl=draw(st.one_of(st.none(), st.integers(1, 10**8).map(lambda s: timedelta(seconds=s)))),
         created_timestamp_key=created,
         owner=draw(st.one_of(st.none(), _names)),
-        entity_key_types=draw(st.dictionaries(st.sampled_from(keys), st.sampled_from(["INT", "BIGINT", "STRING", "DATE"]))),
+        entity_key_types=draw(
+            st.dictionaries(st.sampled_from(keys), st.sampled_from(["INT", "BIGINT", "STRING", "DATE"]))
+        ),
     )
 
 
@@ -358,4 +400,6 @@ def test_dict_json_and_yaml_round_trips(schema: FeatureGroupSchema) -> None:
     assert FeatureGroupSchema.from_json(schema.to_json()) == schema
     assert FeatureGroupSchema.from_yaml(schema.to_yaml()) == schema
     assert FeatureGroupSchema.from_json(schema.to_json()).fingerprint() == schema.fingerprint()
-    assert [f.spec for f in FeatureGroupSchema.from_yaml(schema.to_yaml()).features] == [f.spec for f in schema.features]
+    assert [f.spec for f in FeatureGroupSchema.from_yaml(schema.to_yaml()).features] == [
+        f.spec for f in schema.features
+    ]

@@ -39,7 +39,9 @@ _rows = st.fixed_dictionaries(
     {
         "user_id": st.one_of(st.integers(1, 10**12), st.none()),
         "ts": st.one_of(_naive_times, st.none()),
-        "age": st.one_of(st.integers(0, 150), st.integers(-20, -1), st.integers(151, 400), st.just(2**40), st.none()),
+        "age": st.one_of(
+            st.integers(0, 150), st.integers(-20, -1), st.integers(151, 400), st.just(2**40), st.none()
+        ),
         "plan": st.sampled_from(["free", "pro", "team", "gold", "", None]),
         "amount": st.one_of(st.floats(-100, 1e6, allow_nan=False), st.none()),
         "score": st.one_of(st.floats(-1e3, 1e3, allow_nan=False), st.just(1e300), st.none()),
@@ -70,12 +72,20 @@ def frames(draw: st.DrawFn) -> tuple[pl.DataFrame, set[str], bool, str | None]:
     tz = draw(st.sampled_from([None, "UTC", "America/New_York", "Asia/Kolkata"]))
     frame = pl.DataFrame(
         rows,
-        schema={"user_id": pl.Int64, "ts": pl.Datetime("us"), "age": pl.Int64, "plan": pl.String,
-                "amount": pl.Float64, "score": pl.Float64},
+        schema={
+            "user_id": pl.Int64,
+            "ts": pl.Datetime("us"),
+            "age": pl.Int64,
+            "plan": pl.String,
+            "amount": pl.Float64,
+            "score": pl.Float64,
+        },
     )
     if tz is not None:
         frame = frame.with_columns(pl.col("ts").dt.replace_time_zone(tz))
-    dropped = set() if clean else set(draw(st.lists(st.sampled_from(SCHEMA.columns), max_size=2, unique=True)))
+    dropped = (
+        set() if clean else set(draw(st.lists(st.sampled_from(SCHEMA.columns), max_size=2, unique=True)))
+    )
     wrong_type = not clean and "amount" not in dropped and draw(st.booleans())
     if wrong_type:
         frame = frame.with_columns(pl.col("amount").cast(pl.String))
@@ -103,19 +113,33 @@ def oracle(frame: pl.DataFrame, dropped: set[str], wrong_type: bool) -> list[str
     present = [c for c in SCHEMA.columns if c not in dropped and not (wrong_type and c == "amount")]
     if "age" in present:
         ages = values("age")
-        add("feature 'age' (Int64) has {n} value(s) that do not fit INT exactly, e.g. {sample}",
-            [a for a in ages if a is not None and a > INT32_MAX])
-        add("feature 'age' has {n} value(s) below min 0, e.g. {sample}", [a for a in ages if a is not None and a < 0])
-        add("feature 'age' has {n} value(s) above max 150, e.g. {sample}", [a for a in ages if a is not None and a > 150])
+        add(
+            "feature 'age' (Int64) has {n} value(s) that do not fit INT exactly, e.g. {sample}",
+            [a for a in ages if a is not None and a > INT32_MAX],
+        )
+        add(
+            "feature 'age' has {n} value(s) below min 0, e.g. {sample}",
+            [a for a in ages if a is not None and a < 0],
+        )
+        add(
+            "feature 'age' has {n} value(s) above max 150, e.g. {sample}",
+            [a for a in ages if a is not None and a > 150],
+        )
     if "score" in present:
-        add("feature 'score' (Float64) has {n} value(s) that overflow FLOAT (float32), e.g. {sample}",
-            [s for s in values("score") if s is not None and abs(s) > 3.5e38])
+        add(
+            "feature 'score' (Float64) has {n} value(s) that overflow FLOAT (float32), e.g. {sample}",
+            [s for s in values("score") if s is not None and abs(s) > 3.5e38],
+        )
     if "plan" in present:
-        add("feature 'plan' has {n} value(s) outside allowed_values ['free', 'pro', 'team'], e.g. {sample}",
-            [p for p in values("plan") if p is not None and p not in ("free", "pro", "team")])
+        add(
+            "feature 'plan' has {n} value(s) outside allowed_values ['free', 'pro', 'team'], e.g. {sample}",
+            [p for p in values("plan") if p is not None and p not in ("free", "pro", "team")],
+        )
     if "amount" in present:
-        add("feature 'amount' has {n} value(s) below min 0, e.g. {sample}",
-            [a for a in values("amount") if a is not None and a < 0])
+        add(
+            "feature 'amount' has {n} value(s) below min 0, e.g. {sample}",
+            [a for a in values("amount") if a is not None and a < 0],
+        )
     for column in ("user_id", "ts", "age"):
         if column in present:
             nulls = [i for i, v in enumerate(values(column)) if v is None]
@@ -182,7 +206,9 @@ def test_samples_are_capped_at_five_values() -> None:
     frame = _valid(n=20).with_columns(pl.Series("age", list(range(-20, 0))))
     with pytest.raises(SchemaValidationError) as info:
         SCHEMA.validate(frame)
-    assert info.value.problems == ["feature 'age' has 20 value(s) below min 0, e.g. [-20, -19, -18, -17, -16]"]
+    assert info.value.problems == [
+        "feature 'age' has 20 value(s) below min 0, e.g. [-20, -19, -18, -17, -16]"
+    ]
 
 
 def _valid(n: int = 3) -> pl.DataFrame:
@@ -199,14 +225,28 @@ def _valid(n: int = 3) -> pl.DataFrame:
 
 
 def test_valid_frames_come_back_cast_and_ordered() -> None:
-    frame = _valid().select(["score", "amount", "plan", "age", "ts", "user_id"]).with_columns(
-        pl.col("age").cast(pl.Int8), pl.col("plan").cast(pl.Categorical), pl.col("score").cast(pl.Float32),
-        pl.col("user_id").cast(pl.UInt16), pl.col("ts").cast(pl.Datetime("ns")), extra=pl.lit(1),
+    frame = (
+        _valid()
+        .select(["score", "amount", "plan", "age", "ts", "user_id"])
+        .with_columns(
+            pl.col("age").cast(pl.Int8),
+            pl.col("plan").cast(pl.Categorical),
+            pl.col("score").cast(pl.Float32),
+            pl.col("user_id").cast(pl.UInt16),
+            pl.col("ts").cast(pl.Datetime("ns")),
+            extra=pl.lit(1),
+        )
     )
     result = SCHEMA.validate(frame)
     assert result.schema == pl.Schema(
-        {"user_id": pl.Int64, "ts": pl.Datetime("us", "UTC"), "age": pl.Int32, "plan": pl.String,
-         "amount": pl.Float64, "score": pl.Float32}
+        {
+            "user_id": pl.Int64,
+            "ts": pl.Datetime("us", "UTC"),
+            "age": pl.Int32,
+            "plan": pl.String,
+            "amount": pl.Float64,
+            "score": pl.Float32,
+        }
     )
     assert result.get_column("ts").to_list()[0] == datetime(2026, 1, 1, tzinfo=UTC)
     kept = SCHEMA.validate(frame, extra_columns="keep")
@@ -298,8 +338,13 @@ def test_narrowing_only_when_values_fit() -> None:
 )
 def test_wrong_types_are_named(column: str, values: list[object], fragment: str) -> None:
     g = FeatureGroupSchema(
-        name="g", entity_keys=["id"],
-        features=[FeatureSchema("n", "INT"), FeatureSchema("flag", "BOOLEAN"), FeatureSchema("tags", "ARRAY<STRING>")],
+        name="g",
+        entity_keys=["id"],
+        features=[
+            FeatureSchema("n", "INT"),
+            FeatureSchema("flag", "BOOLEAN"),
+            FeatureSchema("tags", "ARRAY<STRING>"),
+        ],
     )
     frame = pl.DataFrame({"id": [1, 2], "n": [1, 2], "flag": [True, False], "tags": [["a"], []]})
     with pytest.raises(SchemaValidationError) as info:
@@ -309,7 +354,9 @@ def test_wrong_types_are_named(column: str, values: list[object], fragment: str)
 
 def test_entity_keys_declared_and_undeclared() -> None:
     g = FeatureGroupSchema(name="g", entity_keys=["a", "b", "c"], entity_key_types={"c": "INT"})
-    frame = pl.DataFrame({"a": pl.Series([1], dtype=pl.UInt8), "b": ["x"], "c": pl.Series([7], dtype=pl.Int64)})
+    frame = pl.DataFrame(
+        {"a": pl.Series([1], dtype=pl.UInt8), "b": ["x"], "c": pl.Series([7], dtype=pl.Int64)}
+    )
     assert g.validate(frame).schema == pl.Schema({"a": pl.Int64, "b": pl.String, "c": pl.Int32})
     nulls = pl.DataFrame({"a": [None, None], "b": ["x", "y"], "c": [1, 2]})
     with pytest.raises(SchemaValidationError, match=r"entity key 'a' has 2 null value\(s\)"):
@@ -327,7 +374,8 @@ def test_group_without_event_time_and_empty_frames() -> None:
 
 def test_constraints_on_decimal_date_and_timestamp_features() -> None:
     g = FeatureGroupSchema(
-        name="g", entity_keys=["id"],
+        name="g",
+        entity_keys=["id"],
         features=[
             FeatureSchema("price", "DECIMAL(10,2)", metadata={"min": 0.5, "max": 100}),
             FeatureSchema("day", "DATE", metadata={"min": "2026-01-01"}),
@@ -340,7 +388,10 @@ def test_constraints_on_decimal_date_and_timestamp_features() -> None:
             "id": [1, 2],
             "price": pl.Series([Decimal("0.25"), Decimal("101.00")], dtype=pl.Decimal(10, 2)),
             "day": [date(2025, 12, 31), date(2026, 1, 1)],
-            "seen": [datetime(2026, 7, 1, tzinfo=ZoneInfo("UTC")), datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC"))],
+            "seen": [
+                datetime(2026, 7, 1, tzinfo=ZoneInfo("UTC")),
+                datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC")),
+            ],
             "level": [1, 4],
         }
     )
@@ -357,8 +408,12 @@ def test_constraints_on_decimal_date_and_timestamp_features() -> None:
 
 def test_a_constraint_that_cannot_be_evaluated_is_reported_not_raised() -> None:
     g = FeatureGroupSchema(
-        name="g", entity_keys=["id"],
-        features=[FeatureSchema("tags", "ARRAY<STRING>", metadata={"min": 1}), FeatureSchema("n", "INT", metadata={"max": 1})],
+        name="g",
+        entity_keys=["id"],
+        features=[
+            FeatureSchema("tags", "ARRAY<STRING>", metadata={"min": 1}),
+            FeatureSchema("n", "INT", metadata={"max": 1}),
+        ],
     )
     with pytest.raises(SchemaValidationError) as info:
         g.validate(pl.DataFrame({"id": [1], "tags": [["a"]], "n": [5]}))
@@ -381,7 +436,9 @@ def test_frame_conversions_and_to_utc() -> None:
     reader = frame.to_arrow().to_reader()
     assert to_dataframe(reader).equals(frame)
     assert to_utc(datetime(2026, 1, 1)) == datetime(2026, 1, 1, tzinfo=UTC)
-    assert to_utc(datetime(2026, 1, 1, 2, tzinfo=ZoneInfo("Europe/Madrid"))) == datetime(2026, 1, 1, 1, tzinfo=UTC)
+    assert to_utc(datetime(2026, 1, 1, 2, tzinfo=ZoneInfo("Europe/Madrid"))) == datetime(
+        2026, 1, 1, 1, tzinfo=UTC
+    )
     assert to_utc(date(2026, 1, 2)) == datetime(2026, 1, 2, tzinfo=UTC)
     assert to_utc("2026-01-01T05:00:00+05:00") == datetime(2026, 1, 1, tzinfo=UTC)
     with pytest.raises(SchemaValidationError, match="not an ISO 8601 datetime"):

@@ -102,7 +102,9 @@ class DuckDBQueryExecutor:
                 if source.format == "parquet":
                     # DuckDB's own Parquet reader: ~2-3x faster than scanning a PyArrow dataset
                     # (row-group statistics, join filters pushed into the scan)
-                    cursor.connection.read_parquet(source.files()).create_view(source.relation_name, replace=True)
+                    cursor.connection.read_parquet(source.files()).create_view(
+                        source.relation_name, replace=True
+                    )
                 else:
                     cursor.connection.register(source.relation_name, source.to_arrow_dataset())
                 cursor.registered[source.name] = fingerprint
@@ -165,7 +167,9 @@ class DuckDBQueryExecutor:
                 ) from err
             except duckdb.Error as err:
                 if guard.fired:
-                    raise QueryTimeoutError(f"The query was cancelled after {timeout} s.", query=shown) from err
+                    raise QueryTimeoutError(
+                        f"The query was cancelled after {timeout} s.", query=shown
+                    ) from err
                 raise VirtualizationQueryError(f"DuckDB could not run the query: {err}", query=shown) from err
             finally:
                 for name in frames or {}:

@@ -86,7 +86,9 @@ class SparkQueryExecutor:
                 from pyspark.sql import SparkSession
             except ImportError as err:
                 raise MissingExtraError("pyspark", extra="spark") from err
-            session = SparkSession.getActiveSession() or start_local_spark(self.config.virtualized.spark_master)
+            session = SparkSession.getActiveSession() or start_local_spark(
+                self.config.virtualized.spark_master
+            )
         self.spark = session
         self._lock = threading.Lock()
         self._views: dict[str, str] = {}

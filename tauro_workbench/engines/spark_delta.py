@@ -84,7 +84,9 @@ def write_group_with_spark(
         for pid in sorted(counts):
             offsets[pid] = running
             running += counts[pid]
-        offset_map = F.create_map(*[x for p, o in offsets.items() for x in (F.lit(p), F.lit(o))]) if offsets else None
+        offset_map = (
+            F.create_map(*[x for p, o in offsets.items() for x in (F.lit(p), F.lit(o))]) if offsets else None
+        )
         pid = F.spark_partition_id()
         index = F.monotonically_increasing_id() - F.shiftleft(pid.cast("long"), 33)
         seq = F.lit(number << 32) + (offset_map[pid] if offset_map is not None else F.lit(0)) + index
@@ -106,14 +108,19 @@ def write_group_with_spark(
         stat = file.stat()
         actions.append(
             AddAction(
-                path=f"{folder}/{file.name}", size=stat.st_size, partition_values={},
-                modification_time=int(stat.st_mtime * 1000), data_change=True,
+                path=f"{folder}/{file.name}",
+                size=stat.st_size,
+                partition_values={},
+                modification_time=int(stat.st_mtime * 1000),
+                data_change=True,
                 stats=json.dumps({"numRecords": meta.num_rows}),
             )
         )
     try:
         delta.create_write_transaction(
-            actions, mode=mode, schema=delta.schema(),
+            actions,
+            mode=mode,
+            schema=delta.schema(),
             commit_properties=CommitProperties(max_commit_retries=0, custom_metadata={"tauro.mode": mode}),
         )
     except Exception as err:
@@ -126,10 +133,22 @@ def write_group_with_spark(
         crc.unlink()
     seconds = time.perf_counter() - started
     record = target.metadata.record_write(
-        schema.name, schema.version, mode=mode, rows=rows, table_version=number,
+        schema.name,
+        schema.version,
+        mode=mode,
+        rows=rows,
+        table_version=number,
         details={"format": "delta", "seconds": round(seconds, 6), "engine": "spark", "files": len(actions)},
     )
-    logger.info("spark {} {} rows to {} v{} (table version {}, {:.3f} s)", mode, rows, schema.name, schema.version, number, seconds)
+    logger.info(
+        "spark {} {} rows to {} v{} (table version {}, {:.3f} s)",
+        mode,
+        rows,
+        schema.name,
+        schema.version,
+        number,
+        seconds,
+    )
     return record
 
 
@@ -143,8 +162,14 @@ def _spark_type(arrow_type: Any) -> str:
         return "string"
     if pa.types.is_decimal(arrow_type):
         return f"decimal({arrow_type.precision},{arrow_type.scale})"
-    names = {pa.int32(): "int", pa.int64(): "bigint", pa.float32(): "float", pa.float64(): "double",
-             pa.bool_(): "boolean", pa.date32(): "date"}
+    names = {
+        pa.int32(): "int",
+        pa.int64(): "bigint",
+        pa.float32(): "float",
+        pa.float64(): "double",
+        pa.bool_(): "boolean",
+        pa.date32(): "date",
+    }
     if arrow_type in names:
         return names[arrow_type]
     raise FeatureMaterializationError(f"the Spark path cannot write columns of type {arrow_type} yet")

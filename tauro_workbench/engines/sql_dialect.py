@@ -63,7 +63,9 @@ def parse_query(sql: str, dialect: str) -> exp.Query:
     try:
         statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
     except ParseError as err:
-        raise VirtualizationQueryError(f"The query does not parse as {dialect} SQL: {err}", query=sql) from err
+        raise VirtualizationQueryError(
+            f"The query does not parse as {dialect} SQL: {err}", query=sql
+        ) from err
     if len(statements) != 1:
         raise VirtualizationQueryError(f"Expected one statement, found {len(statements)}.", query=sql)
     tree = statements[0]

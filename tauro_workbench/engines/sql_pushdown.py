@@ -52,8 +52,23 @@ __all__ = [
 # Select clauses that never change which rows a key keeps (Spark's DISTRIBUTE/SORT/CLUSTER BY
 # only partition). Anything else set on a SELECT makes it refuse.
 _SELECT_ARGS = frozenset(
-    {"with_", "expressions", "hint", "distinct", "from_", "joins", "laterals", "where", "group", "having",
-     "qualify", "order", "distribute", "sort", "cluster"}
+    {
+        "with_",
+        "expressions",
+        "hint",
+        "distinct",
+        "from_",
+        "joins",
+        "laterals",
+        "where",
+        "group",
+        "having",
+        "qualify",
+        "order",
+        "distribute",
+        "sort",
+        "cluster",
+    }
 )
 _INNER_KINDS = frozenset({"", "INNER", "CROSS", "OUTER"})
 _FILTERING_KINDS = _INNER_KINDS | {"SEMI", "ANTI"}
@@ -100,7 +115,9 @@ def entity_filter(keys: Sequence[str], relation: str) -> RowFilter:
     names = tuple(keys)
 
     def build(columns: Sequence[exp.Expr]) -> exp.Expr:
-        lookup = exp.select(*[exp.column(k, quoted=True) for k in names]).from_(exp.to_identifier(relation, quoted=True))
+        lookup = exp.select(*[exp.column(k, quoted=True) for k in names]).from_(
+            exp.to_identifier(relation, quoted=True)
+        )
         left = columns[0].copy() if len(columns) == 1 else exp.Tuple(expressions=[c.copy() for c in columns])
         return exp.In(this=left, query=exp.Subquery(this=lookup))
 
@@ -148,7 +165,9 @@ def push_filter(tree: exp.Query, row_filter: RowFilter) -> Pushdown:
     return Pushdown(copy, complete, tuple(pusher.reasons))
 
 
-def push_filters(sql: str, filters: Sequence[RowFilter], *, read: str, write: str) -> tuple[str, list[RowFilter]]:
+def push_filters(
+    sql: str, filters: Sequence[RowFilter], *, read: str, write: str
+) -> tuple[str, list[RowFilter]]:
     """Return ``sql`` (dialect ``read``) in dialect ``write`` with ``filters`` pushed in, and those incomplete.
 
     The caller applies the returned filters to the query's output (see :func:`output_condition`).
@@ -170,7 +189,9 @@ def push_filters(sql: str, filters: Sequence[RowFilter], *, read: str, write: st
         if not result.complete:
             outer.append(row_filter)
         logger.debug(
-            "pushdown of {}: {}; {}", row_filter.label, "complete" if result.complete else "refused, filtering the output",
+            "pushdown of {}: {}; {}",
+            row_filter.label,
+            "complete" if result.complete else "refused, filtering the output",
             "; ".join(result.reasons) or "pushed to the source reads",
         )
     return tree.sql(dialect=write), outer
@@ -179,7 +200,8 @@ def push_filters(sql: str, filters: Sequence[RowFilter], *, read: str, write: st
 def output_condition(filters: Sequence[RowFilter], alias: str, dialect: str) -> str:
     """Return the SQL condition applying ``filters`` to the output columns of relation ``alias``."""
     return " AND ".join(
-        f.build([exp.column(c, table=alias, quoted=True) for c in f.columns]).sql(dialect=dialect) for f in filters
+        f.build([exp.column(c, table=alias, quoted=True) for c in f.columns]).sql(dialect=dialect)
+        for f in filters
     )
 
 
@@ -207,7 +229,9 @@ def _output_names(node: exp.Expr) -> list[str] | None:
     if isinstance(node, exp.Select):
         names = []
         for projection in node.expressions:
-            if isinstance(projection, exp.Star) or (isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)):
+            if isinstance(projection, exp.Star) or (
+                isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
+            ):
                 return None
             names.append(projection.alias_or_name)
         return names
@@ -241,7 +265,11 @@ class _Pusher:
         return self.refuse(node, f"{type(node).__name__} is not a SELECT or UNION")
 
     def union(self, node: exp.Union, columns: list[str]) -> bool:
-        extra = [k for k, v in node.args.items() if v and k not in ("this", "expression", "distinct", "order", "with_")]
+        extra = [
+            k
+            for k, v in node.args.items()
+            if v and k not in ("this", "expression", "distinct", "order", "with_")
+        ]
         if extra:
             return self.refuse(node, f"UNION with {extra}")
         if node.args.get("with_") and node.args["with_"].args.get("recursive"):
@@ -286,7 +314,11 @@ class _Pusher:
         """Return the bare column ``select`` outputs as ``name`` (and its position), else None."""
         wanted = _lower(name)
         matches = [(i, p) for i, p in enumerate(select.expressions) if _lower(p.alias_or_name) == wanted]
-        stars = [p for p in select.expressions if isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))]
+        stars = [
+            p
+            for p in select.expressions
+            if isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
+        ]
         if len(matches) == 1 and not stars:
             index, projection = matches[0]
             inner = projection.this if isinstance(projection, exp.Alias) else projection
@@ -294,11 +326,20 @@ class _Pusher:
                 return None
             assert isinstance(inner, exp.Column)
             # DuckDB and Spark resolve a name to an earlier select alias (lateral alias)
-            aliases = {_lower(p.alias) for j, p in enumerate(select.expressions) if j != index and isinstance(p, exp.Alias)}
+            aliases = {
+                _lower(p.alias)
+                for j, p in enumerate(select.expressions)
+                if j != index and isinstance(p, exp.Alias)
+            }
             if _lower(inner.name) in aliases:
                 return None
             return inner, index
-        if not matches and len(stars) == 1 and not select.args.get("joins") and not select.args.get("laterals"):
+        if (
+            not matches
+            and len(stars) == 1
+            and not select.args.get("joins")
+            and not select.args.get("laterals")
+        ):
             star = stars[0]
             modifiers = star.this.args if isinstance(star, exp.Column) else star.args
             if any(modifiers.get(k) for k in ("replace", "rename")):
@@ -334,7 +375,8 @@ class _Pusher:
             if select.args.get("having") is not None:
                 return "HAVING without GROUP BY"
             aggregated = any(
-                isinstance(n, exp.AggFunc) and not isinstance(n.find_ancestor(exp.Window, exp.Select), exp.Window)
+                isinstance(n, exp.AggFunc)
+                and not isinstance(n.find_ancestor(exp.Window, exp.Select), exp.Window)
                 for n in nodes
             )
             if aggregated:
@@ -393,7 +435,9 @@ class _Pusher:
         if len(matching) != 1 or any(e.args.get("db") for e in exprs):
             return None
         position = matching[0]
-        return items[position], not select.args.get("laterals") and _joins_keep_side(select.args.get("joins") or [], position)
+        return items[position], not select.args.get("laterals") and _joins_keep_side(
+            select.args.get("joins") or [], position
+        )
 
     def cte_of(self, table: exp.Table) -> exp.CTE | None:
         if table.args.get("db") or table.args.get("catalog"):
@@ -410,7 +454,8 @@ class _Pusher:
 
     def references(self, name: str) -> int:
         return sum(
-            1 for t in self.root.find_all(exp.Table)
+            1
+            for t in self.root.find_all(exp.Table)
             if not t.args.get("db") and not t.args.get("catalog") and _lower(t.name) == _lower(name)
         )
 
@@ -450,6 +495,9 @@ def _same_column(a: exp.Column, b: exp.Expr, *, single: bool) -> bool:
 def _is_position(group_item: exp.Expr, index: int | None) -> bool:
     """Tell whether a GROUP BY item is the 1-based position of projection ``index``."""
     return (
-        index is not None and isinstance(group_item, exp.Literal) and not group_item.is_string
-        and group_item.this.isdigit() and int(group_item.this) == index + 1
+        index is not None
+        and isinstance(group_item, exp.Literal)
+        and not group_item.is_string
+        and group_item.this.isdigit()
+        and int(group_item.this) == index + 1
     )

@@ -107,24 +107,36 @@ class FeatureDrift:
     def to_dict(self) -> dict[str, Any]:
         """Return the feature drift as JSON-ready data."""
         return {
-            "feature": self.feature, "kind": self.kind, "psi": self.psi, "ks": self.ks,
-            "null_rate_change": self.null_rate_change, "verdict": self.verdict, "reasons": list(self.reasons),
-            "bins": list(self.bins), "reference_share": list(self.reference_share),
-            "current_share": list(self.current_share), "psi_warning": self.psi_warning, "psi_drift": self.psi_drift,
+            "feature": self.feature,
+            "kind": self.kind,
+            "psi": self.psi,
+            "ks": self.ks,
+            "null_rate_change": self.null_rate_change,
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+            "bins": list(self.bins),
+            "reference_share": list(self.reference_share),
+            "current_share": list(self.current_share),
+            "psi_warning": self.psi_warning,
+            "psi_drift": self.psi_drift,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureDrift:
         """Rebuild from :meth:`to_dict` output."""
         return cls(
-            feature=str(data["feature"]), kind=str(data["kind"]),
+            feature=str(data["feature"]),
+            kind=str(data["kind"]),
             psi=None if data.get("psi") is None else float(data["psi"]),
             ks=None if data.get("ks") is None else float(data["ks"]),
-            null_rate_change=float(data.get("null_rate_change", 0.0)), verdict=data["verdict"],
-            reasons=tuple(data.get("reasons", ())), bins=tuple(str(b) for b in data.get("bins", ())),
+            null_rate_change=float(data.get("null_rate_change", 0.0)),
+            verdict=data["verdict"],
+            reasons=tuple(data.get("reasons", ())),
+            bins=tuple(str(b) for b in data.get("bins", ())),
             reference_share=tuple(float(v) for v in data.get("reference_share", ())),
             current_share=tuple(float(v) for v in data.get("current_share", ())),
-            psi_warning=float(data.get("psi_warning", 0.1)), psi_drift=float(data.get("psi_drift", 0.25)),
+            psi_warning=float(data.get("psi_warning", 0.1)),
+            psi_drift=float(data.get("psi_drift", 0.25)),
         )
 
 
@@ -186,31 +198,50 @@ class DriftReport:
         for item in self.features:
             if item.feature == name:
                 return item
-        raise KeyError(f"the drift report of {self.group!r} has no feature {name!r}; features: {[f.feature for f in self.features]}")
+        raise KeyError(
+            f"the drift report of {self.group!r} has no feature {name!r}; features: {[f.feature for f in self.features]}"
+        )
 
     def to_polars(self) -> pl.DataFrame:
         """Return one row per feature: feature, kind, psi, ks, null_rate_change, verdict, reasons."""
         return pl.DataFrame(
             [
                 {
-                    "feature": f.feature, "kind": f.kind, "psi": f.psi, "ks": f.ks,
-                    "null_rate_change": f.null_rate_change, "verdict": f.verdict, "reasons": "; ".join(f.reasons),
+                    "feature": f.feature,
+                    "kind": f.kind,
+                    "psi": f.psi,
+                    "ks": f.ks,
+                    "null_rate_change": f.null_rate_change,
+                    "verdict": f.verdict,
+                    "reasons": "; ".join(f.reasons),
                 }
                 for f in self.features
             ],
             schema={
-                "feature": pl.String, "kind": pl.String, "psi": pl.Float64, "ks": pl.Float64,
-                "null_rate_change": pl.Float64, "verdict": pl.String, "reasons": pl.String,
+                "feature": pl.String,
+                "kind": pl.String,
+                "psi": pl.Float64,
+                "ks": pl.Float64,
+                "null_rate_change": pl.Float64,
+                "verdict": pl.String,
+                "reasons": pl.String,
             },
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report (without the profile) as JSON-ready data."""
         return {
-            "group": self.group, "version": self.version, "verdict": self.verdict, "reference": self.reference,
-            "features": [f.to_dict() for f in self.features], "rows": self.rows,
-            "reference_rows": self.reference_rows, "reference_write_ids": list(self.reference_write_ids),
-            "on_drift": self.on_drift, "write_id": self.write_id, "created_at": self.created_at.isoformat(),
+            "group": self.group,
+            "version": self.version,
+            "verdict": self.verdict,
+            "reference": self.reference,
+            "features": [f.to_dict() for f in self.features],
+            "rows": self.rows,
+            "reference_rows": self.reference_rows,
+            "reference_write_ids": list(self.reference_write_ids),
+            "on_drift": self.on_drift,
+            "write_id": self.write_id,
+            "created_at": self.created_at.isoformat(),
         }
 
     @classmethod
@@ -218,10 +249,13 @@ class DriftReport:
         """Rebuild a report from :meth:`to_dict` output."""
         created = data.get("created_at")
         return cls(
-            group=str(data["group"]), version=int(data["version"]), verdict=data["verdict"],
+            group=str(data["group"]),
+            version=int(data["version"]),
+            verdict=data["verdict"],
             reference=str(data.get("reference", "")),
             features=tuple(FeatureDrift.from_dict(f) for f in data.get("features", ())),
-            rows=int(data.get("rows", 0)), reference_rows=int(data.get("reference_rows", 0)),
+            rows=int(data.get("rows", 0)),
+            reference_rows=int(data.get("reference_rows", 0)),
             reference_write_ids=tuple(int(i) for i in data.get("reference_write_ids", ())),
             on_drift=str(data.get("on_drift", "warn")),
             write_id=None if data.get("write_id") is None else int(data["write_id"]),
@@ -316,8 +350,13 @@ def compare_profiles(
     """
     observed = observed or {}
     common = dict(
-        group=current.group, version=current.version, reference=reference_label, rows=current.rows,
-        reference_rows=reference.rows, reference_write_ids=tuple(reference_write_ids), on_drift=on_drift,
+        group=current.group,
+        version=current.version,
+        reference=reference_label,
+        rows=current.rows,
+        reference_rows=reference.rows,
+        reference_write_ids=tuple(reference_write_ids),
+        on_drift=on_drift,
         profile=current,
     )
     if current.rows < config.min_rows or reference.rows < config.min_rows:
@@ -365,8 +404,18 @@ def _feature_drift(
         reasons.append(f"psi {value_psi:.3f} >= {limits.psi_warning}")
         verdict = "warning"
     return FeatureDrift(
-        cur.name, cur.kind, value_psi, value_ks, null_change, verdict, tuple(reasons), labels, ref_share,
-        cur_share, limits.psi_warning, limits.psi_drift,
+        cur.name,
+        cur.kind,
+        value_psi,
+        value_ks,
+        null_change,
+        verdict,
+        tuple(reasons),
+        labels,
+        ref_share,
+        cur_share,
+        limits.psi_warning,
+        limits.psi_drift,
     )
 
 
@@ -386,10 +435,18 @@ def _numeric_bins(
     ref_share = tuple(max(b - a, 0.0) for a, b in itertools.pairwise(ref_cum))
     cur_share = tuple(max(b - a, 0.0) for a, b in itertools.pairwise(cur_cum))
     edges = [f"{ref.quantiles[i]:.4g}" for i in cuts]
-    labels = tuple(
-        f"<= {edges[0]}" if k == 0 else f"> {edges[-1]}" if k == len(edges) else f"({edges[k - 1]}, {edges[k]}]"
-        for k in range(len(edges) + 1)
-    ) if edges else ("all",)
+    labels = (
+        tuple(
+            f"<= {edges[0]}"
+            if k == 0
+            else f"> {edges[-1]}"
+            if k == len(edges)
+            else f"({edges[k - 1]}, {edges[k]}]"
+            for k in range(len(edges) + 1)
+        )
+        if edges
+        else ("all",)
+    )
     return labels, ref_share, cur_share
 
 

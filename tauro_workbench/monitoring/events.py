@@ -118,7 +118,8 @@ class SyncFailed(Event):
 
 
 _EVENT_TYPES: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (GroupRegistered, FeaturesWritten, DriftDetected, Promoted, RouteChanged, SyncFailed)
+    cls.kind: cls
+    for cls in (GroupRegistered, FeaturesWritten, DriftDetected, Promoted, RouteChanged, SyncFailed)
 }
 
 Subscriber = Callable[[Event], Any]
@@ -220,11 +221,20 @@ class EventBus:
                 sub.callback(event)
             except Exception as err:  # a subscriber must never break the caller
                 logger.opt(exception=err).error(
-                    "event subscriber {!r} failed on {} #{} (isolated): {}", sub.callback, event.kind, event.id, err
+                    "event subscriber {!r} failed on {} #{} (isolated): {}",
+                    sub.callback,
+                    event.kind,
+                    event.id,
+                    err,
                 )
 
     def history(
-        self, *, kind: str | None = None, group: str | None = None, after_id: int = 0, limit: int | None = None
+        self,
+        *,
+        kind: str | None = None,
+        group: str | None = None,
+        after_id: int = 0,
+        limit: int | None = None,
     ) -> list[Event]:
         """Return persisted events as typed objects, oldest first.
 

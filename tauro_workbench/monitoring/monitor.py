@@ -106,23 +106,44 @@ class WriteMonitor:
         gate = self._gate(on_drift)
         reference = self.reference_for(schema)
         profile, observed = profile_frame(
-            schema, to_dataframe(data), reference=None if reference is None else reference.profile,
-            sample_rows=self.config.sample_rows, top_categories=self.config.top_categories,
+            schema,
+            to_dataframe(data),
+            reference=None if reference is None else reference.profile,
+            sample_rows=self.config.sample_rows,
+            top_categories=self.config.top_categories,
         )
         if reference is None:
             report = DriftReport(
-                schema.name, schema.version, "no_reference", "nothing (first write)", rows=profile.rows,
-                on_drift=gate, profile=profile,
+                schema.name,
+                schema.version,
+                "no_reference",
+                "nothing (first write)",
+                rows=profile.rows,
+                on_drift=gate,
+                profile=profile,
             )
         else:
             report = compare_profiles(
-                reference.profile, profile, self.config, observed=observed, reference_label=reference.label,
-                reference_write_ids=reference.write_ids, on_drift=gate,
+                reference.profile,
+                profile,
+                self.config,
+                observed=observed,
+                reference_label=reference.label,
+                reference_write_ids=reference.write_ids,
+                on_drift=gate,
             )
-        logger.debug("drift check of {} v{}: {} against {}", schema.name, schema.version, report.verdict, report.reference)
+        logger.debug(
+            "drift check of {} v{}: {} against {}",
+            schema.name,
+            schema.version,
+            report.verdict,
+            report.reference,
+        )
         if gate == "block" and report.verdict == "drift":
             self._publish(report, blocked=True)
-            reasons = "; ".join(f"{f.feature}: {', '.join(f.reasons)}" for f in report.features if f.verdict == "drift")
+            reasons = "; ".join(
+                f"{f.feature}: {', '.join(f.reasons)}" for f in report.features if f.verdict == "drift"
+            )
             raise DriftDetectedError(
                 f"Write to feature group {schema.name!r} v{schema.version} was blocked: it drifted from "
                 f"{report.reference} ({reasons}). Nothing was written.",
@@ -130,7 +151,9 @@ class WriteMonitor:
             )
         return report
 
-    def after_write(self, schema: FeatureGroupSchema, record: WriteRecord, report: DriftReport | None) -> DriftReport | None:
+    def after_write(
+        self, schema: FeatureGroupSchema, record: WriteRecord, report: DriftReport | None
+    ) -> DriftReport | None:
         """Store the profile and report with the write record and publish drift events.
 
         Returns:
@@ -147,7 +170,12 @@ class WriteMonitor:
             flagged = report.drifted or report.warned
             logger.warning(
                 "write #{} to {} v{}: {} in {} against {} (max PSI {})",
-                record.id, schema.name, schema.version, report.verdict, flagged, report.reference,
+                record.id,
+                schema.name,
+                schema.version,
+                report.verdict,
+                flagged,
+                report.reference,
                 None if report.max_psi is None else round(report.max_psi, 4),
             )
             self._publish(report, blocked=False)
@@ -162,9 +190,14 @@ class WriteMonitor:
     def _publish(self, report: DriftReport, *, blocked: bool) -> None:
         self.bus.publish(
             DriftDetected(
-                group=report.group, version=report.version, severity=report.verdict,
-                features=tuple(report.drifted or report.warned), blocked=blocked, write_id=report.write_id,
-                max_psi=report.max_psi, reference=report.reference,
+                group=report.group,
+                version=report.version,
+                severity=report.verdict,
+                features=tuple(report.drifted or report.warned),
+                blocked=blocked,
+                write_id=report.write_id,
+                max_psi=report.max_psi,
+                reference=report.reference,
             )
         )
 
@@ -181,7 +214,9 @@ class WriteMonitor:
         for record in reversed(self.metadata.list_writes(schema.name, schema.version, limit=_LOOKBACK)):
             profile = _stored_profile(record)
             if profile is not None:
-                return Reference(profile, f"previous write #{record.id} ({_stamp(record.written_at)})", (record.id,))
+                return Reference(
+                    profile, f"previous write #{record.id} ({_stamp(record.written_at)})", (record.id,)
+                )
         return None
 
     def pin_baseline(
@@ -216,7 +251,11 @@ class WriteMonitor:
         """
         if self.metadata.find_feature_group(group) is None:
             raise FeatureGroupNotFoundError(group, available=self.metadata.list_feature_groups())
-        chosen = [k for k, v in (("write_id", write_id), ("table_version", table_version), ("profile", profile)) if v is not None]
+        chosen = [
+            k
+            for k, v in (("write_id", write_id), ("table_version", table_version), ("profile", profile))
+            if v is not None
+        ]
         if start is not None or end is not None:
             chosen.append("start/end")
         if len(chosen) != 1:
@@ -270,7 +309,9 @@ class WriteMonitor:
             for record in self.metadata.list_writes(group):
                 profile = _stored_profile(record) if record.id == payload["write_id"] else None
                 if profile is not None:
-                    return Reference(profile, f"pinned write #{record.id} ({_stamp(record.written_at)})", (record.id,))
+                    return Reference(
+                        profile, f"pinned write #{record.id} ({_stamp(record.written_at)})", (record.id,)
+                    )
             return None
         start = _parse(payload.get("start"))
         end = _parse(payload.get("end"))
@@ -295,7 +336,9 @@ class WriteMonitor:
         return drift_history(self.metadata, group, version=version)
 
 
-def list_reports(metadata: FeatureStoreMetadata, group: str, *, version: int | None = None) -> list[DriftReport]:
+def list_reports(
+    metadata: FeatureStoreMetadata, group: str, *, version: int | None = None
+) -> list[DriftReport]:
     """Return the drift reports stored with the writes of ``group``, oldest first."""
     return [
         DriftReport.from_dict(record.details["drift"])
@@ -324,17 +367,31 @@ def drift_history(metadata: FeatureStoreMetadata, group: str, *, version: int | 
         for item in report.features:
             rows.append(
                 {
-                    "write_id": record.id, "written_at": record.written_at, "version": record.version,
-                    "report_verdict": report.verdict, "feature": item.feature, "kind": item.kind,
-                    "psi": item.psi, "ks": item.ks, "null_rate_change": item.null_rate_change, "verdict": item.verdict,
+                    "write_id": record.id,
+                    "written_at": record.written_at,
+                    "version": record.version,
+                    "report_verdict": report.verdict,
+                    "feature": item.feature,
+                    "kind": item.kind,
+                    "psi": item.psi,
+                    "ks": item.ks,
+                    "null_rate_change": item.null_rate_change,
+                    "verdict": item.verdict,
                 }
             )
     return pl.DataFrame(
         rows,
         schema={
-            "write_id": pl.Int64, "written_at": pl.Datetime("us", "UTC"), "version": pl.Int64,
-            "report_verdict": pl.String, "feature": pl.String, "kind": pl.String, "psi": pl.Float64,
-            "ks": pl.Float64, "null_rate_change": pl.Float64, "verdict": pl.String,
+            "write_id": pl.Int64,
+            "written_at": pl.Datetime("us", "UTC"),
+            "version": pl.Int64,
+            "report_verdict": pl.String,
+            "feature": pl.String,
+            "kind": pl.String,
+            "psi": pl.Float64,
+            "ks": pl.Float64,
+            "null_rate_change": pl.Float64,
+            "verdict": pl.String,
         },
     )
 
@@ -344,7 +401,9 @@ def _stored_profile(record: WriteRecord) -> GroupProfile | None:
     return GroupProfile.from_dict(stored) if isinstance(stored, dict) else None
 
 
-def _overlaps(record: WriteRecord, profile: GroupProfile, start: datetime | None, end: datetime | None) -> bool:
+def _overlaps(
+    record: WriteRecord, profile: GroupProfile, start: datetime | None, end: datetime | None
+) -> bool:
     first = profile.event_time_min or _utc(record.written_at)
     last = profile.event_time_max or _utc(record.written_at)
     return (end is None or first < end) and (start is None or last >= start)

@@ -146,17 +146,29 @@ class FeatureProfile:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the profile as JSON-ready data."""
-        data: dict[str, Any] = {"name": self.name, "kind": self.kind, "dtype": self.dtype, "rows": self.rows, "count": self.count}
+        data: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "dtype": self.dtype,
+            "rows": self.rows,
+            "count": self.count,
+        }
         if self.kind == "numeric":
             data.update(
-                min=_json_float(self.min), max=_json_float(self.max), mean=_json_float(self.mean),
-                std=_json_float(self.std), quantiles=[_json_float(v) for v in self.quantiles],
-                cdf=list(self.cdf), histogram_edges=[_json_float(v) for v in self.histogram_edges],
-                histogram=list(self.histogram), sampled=self.sampled,
+                min=_json_float(self.min),
+                max=_json_float(self.max),
+                mean=_json_float(self.mean),
+                std=_json_float(self.std),
+                quantiles=[_json_float(v) for v in self.quantiles],
+                cdf=list(self.cdf),
+                histogram_edges=[_json_float(v) for v in self.histogram_edges],
+                histogram=list(self.histogram),
+                sampled=self.sampled,
             )
         elif self.kind == "categorical":
             data.update(
-                top_categories=[[v, c] for v, c in self.top_categories], distinct_count=self.distinct_count,
+                top_categories=[[v, c] for v, c in self.top_categories],
+                distinct_count=self.distinct_count,
                 sampled=self.sampled,
             )
         return data
@@ -165,10 +177,15 @@ class FeatureProfile:
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureProfile:
         """Rebuild a profile from :meth:`to_dict` output."""
         return cls(
-            name=str(data["name"]), kind=data["kind"], dtype=str(data.get("dtype", "")),
-            rows=int(data["rows"]), count=int(data["count"]),
-            min=_from_json_float(data.get("min")), max=_from_json_float(data.get("max")),
-            mean=_from_json_float(data.get("mean")), std=_from_json_float(data.get("std")),
+            name=str(data["name"]),
+            kind=data["kind"],
+            dtype=str(data.get("dtype", "")),
+            rows=int(data["rows"]),
+            count=int(data["count"]),
+            min=_from_json_float(data.get("min")),
+            max=_from_json_float(data.get("max")),
+            mean=_from_json_float(data.get("mean")),
+            std=_from_json_float(data.get("std")),
             quantiles=tuple(_from_json_float(v) or 0.0 for v in data.get("quantiles", ())),
             cdf=tuple(float(v) for v in data.get("cdf", ())),
             histogram_edges=tuple(_from_json_float(v) or 0.0 for v in data.get("histogram_edges", ())),
@@ -227,26 +244,49 @@ class GroupProfile:
         return pl.DataFrame(
             [
                 {
-                    "feature": f.name, "kind": f.kind, "dtype": f.dtype, "rows": f.rows, "count": f.count,
-                    "null_rate": f.null_rate, "min": f.min, "max": f.max, "mean": f.mean, "std": f.std,
-                    "p25": f.quantile(0.25), "p50": f.quantile(0.5), "p75": f.quantile(0.75),
+                    "feature": f.name,
+                    "kind": f.kind,
+                    "dtype": f.dtype,
+                    "rows": f.rows,
+                    "count": f.count,
+                    "null_rate": f.null_rate,
+                    "min": f.min,
+                    "max": f.max,
+                    "mean": f.mean,
+                    "std": f.std,
+                    "p25": f.quantile(0.25),
+                    "p50": f.quantile(0.5),
+                    "p75": f.quantile(0.75),
                     "distinct_count": f.distinct_count,
                     "top_category": f.top_categories[0][0] if f.top_categories else None,
                 }
                 for f in self.features
             ],
             schema={
-                "feature": pl.String, "kind": pl.String, "dtype": pl.String, "rows": pl.Int64, "count": pl.Int64,
-                "null_rate": pl.Float64, "min": pl.Float64, "max": pl.Float64, "mean": pl.Float64,
-                "std": pl.Float64, "p25": pl.Float64, "p50": pl.Float64, "p75": pl.Float64,
-                "distinct_count": pl.Int64, "top_category": pl.String,
+                "feature": pl.String,
+                "kind": pl.String,
+                "dtype": pl.String,
+                "rows": pl.Int64,
+                "count": pl.Int64,
+                "null_rate": pl.Float64,
+                "min": pl.Float64,
+                "max": pl.Float64,
+                "mean": pl.Float64,
+                "std": pl.Float64,
+                "p25": pl.Float64,
+                "p50": pl.Float64,
+                "p75": pl.Float64,
+                "distinct_count": pl.Int64,
+                "top_category": pl.String,
             },
         )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the profile as JSON-ready data."""
         return {
-            "group": self.group, "version": self.version, "rows": self.rows,
+            "group": self.group,
+            "version": self.version,
+            "rows": self.rows,
             "created_at": self.created_at.isoformat(),
             "event_time_min": None if self.event_time_min is None else self.event_time_min.isoformat(),
             "event_time_max": None if self.event_time_max is None else self.event_time_max.isoformat(),
@@ -262,10 +302,13 @@ class GroupProfile:
             return None if value is None else datetime.fromisoformat(str(value))
 
         return cls(
-            group=str(data["group"]), version=int(data["version"]), rows=int(data["rows"]),
+            group=str(data["group"]),
+            version=int(data["version"]),
+            rows=int(data["rows"]),
             features=tuple(FeatureProfile.from_dict(f) for f in data.get("features", ())),
             created_at=when("created_at") or datetime.now(UTC),
-            event_time_min=when("event_time_min"), event_time_max=when("event_time_max"),
+            event_time_min=when("event_time_min"),
+            event_time_max=when("event_time_max"),
         )
 
 
@@ -343,8 +386,9 @@ def profile_frame(
             observed[name] = seen
     time_min = _as_utc(result["__time_min"][0]) if has_time else None
     time_max = _as_utc(result["__time_max"][0]) if has_time else None
-    group_profile = GroupProfile(schema.name, schema.version, height, tuple(features),
-                                 event_time_min=time_min, event_time_max=time_max)
+    group_profile = GroupProfile(
+        schema.name, schema.version, height, tuple(features), event_time_min=time_min, event_time_max=time_max
+    )
     return group_profile, observed
 
 
@@ -399,10 +443,26 @@ def _numeric_profile(
             histogram = tuple(b - a for a, b in itertools.pairwise(cumulative))
     seen = None
     if ref is not None and ref.kind == "numeric" and ref.quantiles:
-        seen = _shares_at(ordered, pl.Series(ref.quantiles, dtype=pl.Float64)) if drawn else tuple(0.0 for _ in ref.quantiles)
+        seen = (
+            _shares_at(ordered, pl.Series(ref.quantiles, dtype=pl.Float64))
+            if drawn
+            else tuple(0.0 for _ in ref.quantiles)
+        )
     profile = FeatureProfile(
-        name, "numeric", str(feature.spec), rows, count, stats["min"], stats["max"], stats["mean"], stats["std"],
-        quantiles, cdf, edges, histogram, sampled=drawn,
+        name,
+        "numeric",
+        str(feature.spec),
+        rows,
+        count,
+        stats["min"],
+        stats["max"],
+        stats["mean"],
+        stats["std"],
+        quantiles,
+        cdf,
+        edges,
+        histogram,
+        sampled=drawn,
     )
     return profile, seen
 
@@ -429,8 +489,14 @@ def _categorical_profile(
         found = dict(counts.filter(pl.col(value).is_in(wanted)).iter_rows())
         seen = tuple((found.get(v, 0) / drawn) if drawn else 0.0 for v in wanted)
     profile = FeatureProfile(
-        name, "categorical", str(feature.spec), rows, count, top_categories=top_categories,
-        distinct_count=counts.height, sampled=drawn,
+        name,
+        "categorical",
+        str(feature.spec),
+        rows,
+        count,
+        top_categories=top_categories,
+        distinct_count=counts.height,
+        sampled=drawn,
     )
     return profile, seen
 
@@ -471,8 +537,12 @@ def merge_profiles(profiles: Iterable[GroupProfile], *, top_categories: int = 20
     times_min = [p.event_time_min for p in parts if p.event_time_min is not None]
     times_max = [p.event_time_max for p in parts if p.event_time_max is not None]
     return GroupProfile(
-        parts[-1].group, parts[-1].version, sum(p.rows for p in parts), tuple(merged),
-        event_time_min=min(times_min) if times_min else None, event_time_max=max(times_max) if times_max else None,
+        parts[-1].group,
+        parts[-1].version,
+        sum(p.rows for p in parts),
+        tuple(merged),
+        event_time_min=min(times_min) if times_min else None,
+        event_time_max=max(times_max) if times_max else None,
     )
 
 
@@ -517,8 +587,20 @@ def _merge_feature(parts: list[FeatureProfile], rows: int, top: int) -> FeatureP
         cumulative = [0.0, *(mixed(e) for e in edges[1:])]
         histogram = tuple(b - a for a, b in itertools.pairwise(cumulative))
     return FeatureProfile(
-        first.name, "numeric", first.dtype, rows, count, low, high, mean, std, tuple(quantiles), tuple(cdf),
-        edges, histogram, sampled=sum(p.sampled for p in filled),
+        first.name,
+        "numeric",
+        first.dtype,
+        rows,
+        count,
+        low,
+        high,
+        mean,
+        std,
+        tuple(quantiles),
+        tuple(cdf),
+        edges,
+        histogram,
+        sampled=sum(p.sampled for p in filled),
     )
 
 

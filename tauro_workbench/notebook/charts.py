@@ -50,8 +50,14 @@ def drift_overview(report: DriftReport, *, width: int = 420) -> alt.LayerChart:
     """
     alt = _altair()
     rows = [
-        {"feature": f.feature, "psi": f.psi, "verdict": f.verdict, "ks": f.ks,
-         "psi_warning": f.psi_warning, "psi_drift": f.psi_drift}
+        {
+            "feature": f.feature,
+            "psi": f.psi,
+            "verdict": f.verdict,
+            "ks": f.ks,
+            "psi_warning": f.psi_warning,
+            "psi_drift": f.psi_drift,
+        }
         for f in report.features
         if f.psi is not None
     ]
@@ -61,7 +67,12 @@ def drift_overview(report: DriftReport, *, width: int = 420) -> alt.LayerChart:
     bars = base.mark_bar().encode(
         x=alt.X("psi:Q", title="PSI"),
         color=alt.Color("verdict:N", scale=alt.Scale(**_VERDICT_COLORS), title="verdict"),
-        tooltip=["feature:N", alt.Tooltip("psi:Q", format=".4f"), alt.Tooltip("ks:Q", format=".4f"), "verdict:N"],
+        tooltip=[
+            "feature:N",
+            alt.Tooltip("psi:Q", format=".4f"),
+            alt.Tooltip("ks:Q", format=".4f"),
+            "verdict:N",
+        ],
     )
     warning = base.mark_tick(color="#ef6c00", thickness=2).encode(x="psi_warning:Q")
     drift = base.mark_tick(color="#c62828", thickness=2).encode(x="psi_drift:Q")
@@ -100,13 +111,22 @@ def distribution(report: DriftReport, feature: str, *, width: int = 420) -> alt.
         alt.Chart(alt.Data(values=rows))
         .mark_bar()
         .encode(
-            x=alt.X("bin:N", sort=list(found.bins), title="reference quantile bin" if found.kind == "numeric" else "category"),
+            x=alt.X(
+                "bin:N",
+                sort=list(found.bins),
+                title="reference quantile bin" if found.kind == "numeric" else "category",
+            ),
             xOffset=alt.XOffset("side:N", sort=["reference", "current"]),
             y=alt.Y("share:Q", title="share of values", axis=alt.Axis(format="%")),
-            color=alt.Color("side:N", sort=["reference", "current"], scale=alt.Scale(range=["#9e9e9e", "#1565c0"])),
+            color=alt.Color(
+                "side:N", sort=["reference", "current"], scale=alt.Scale(range=["#9e9e9e", "#1565c0"])
+            ),
             tooltip=["bin:N", "side:N", alt.Tooltip("share:Q", format=".2%")],
         )
-        .properties(width=width, title=f"{report.group}.{feature}: reference vs current (PSI {psi_text}, {found.verdict})")
+        .properties(
+            width=width,
+            title=f"{report.group}.{feature}: reference vs current (PSI {psi_text}, {found.verdict})",
+        )
     )
 
 
@@ -154,15 +174,33 @@ def psi_over_time(
             x=alt.X("write_id:O", title="write"),
             y=alt.Y("psi:Q", title="PSI"),
             color=alt.Color("feature:N"),
-            tooltip=["write_id:O", "written_at:T", "feature:N", alt.Tooltip("psi:Q", format=".4f"), "verdict:N"],
+            tooltip=[
+                "write_id:O",
+                "written_at:T",
+                "feature:N",
+                alt.Tooltip("psi:Q", format=".4f"),
+                "verdict:N",
+            ],
         )
     )
     rules = (
-        alt.Chart(alt.Data(values=[
-            {"level": "warning", "psi": limits.psi_warning}, {"level": "drift", "psi": limits.psi_drift},
-        ]))
+        alt.Chart(
+            alt.Data(
+                values=[
+                    {"level": "warning", "psi": limits.psi_warning},
+                    {"level": "drift", "psi": limits.psi_drift},
+                ]
+            )
+        )
         .mark_rule(strokeDash=[4, 4])
-        .encode(y="psi:Q", color=alt.Color("level:N", scale=alt.Scale(domain=["warning", "drift"], range=["#ef6c00", "#c62828"]), legend=None))
+        .encode(
+            y="psi:Q",
+            color=alt.Color(
+                "level:N",
+                scale=alt.Scale(domain=["warning", "drift"], range=["#ef6c00", "#c62828"]),
+                legend=None,
+            ),
+        )
     )
     title = f"PSI over time{'' if group is None else f' of {group}'}"
     return alt.layer(lines, rules).resolve_scale(color="independent").properties(width=width, title=title)

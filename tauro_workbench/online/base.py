@@ -49,7 +49,9 @@ class OnlineStore(Protocol):
 
     kind: str
 
-    def write(self, schema: FeatureGroupSchema, frame: pl.DataFrame, *, progress: bool = False) -> WriteResult:
+    def write(
+        self, schema: FeatureGroupSchema, frame: pl.DataFrame, *, progress: bool = False
+    ) -> WriteResult:
         """Upsert the latest row per entity of ``frame`` (validated against ``schema``)."""
         ...
 

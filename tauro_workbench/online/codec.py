@@ -338,7 +338,9 @@ class ValueCodec:
         """
         ttl = self.schema.ttl
         if ttl is None or self.schema.timestamp_key is None:
-            raise ValueError(f"feature group {self.schema.name!r} has no ttl and event time: rows never expire")
+            raise ValueError(
+                f"feature group {self.schema.name!r} has no ttl and event time: rows never expire"
+            )
         ttl_us = int(ttl.total_seconds() * 1_000_000)
         # Round up (never expire early); PXAT needs a positive time, 1 means "already expired".
         millis = (pl.col(self.schema.timestamp_key).dt.epoch("us") + ttl_us) // 1000 + 1

@@ -42,7 +42,9 @@ class InMemoryOnlineStore:
         self._tokens: dict[tuple[str, int], str] = {}
         self._lock = threading.Lock()
 
-    def write(self, schema: FeatureGroupSchema, frame: pl.DataFrame, *, progress: bool = False) -> WriteResult:
+    def write(
+        self, schema: FeatureGroupSchema, frame: pl.DataFrame, *, progress: bool = False
+    ) -> WriteResult:
         """Upsert the latest row per entity of ``frame``; older rows never replace newer ones."""
         latest = latest_per_entity(schema, frame)
         features = schema.feature_names
@@ -103,7 +105,9 @@ class InMemoryOnlineStore:
         """Return one typed Series per feature, a value per entity (null: missing or expired)."""
         rows = self.read(schema, entities, features)
         empty = (None,) * len(features)
-        columns = list(zip(*(empty if row is None else row for row in rows), strict=True)) or [()] * len(features)
+        columns = list(zip(*(empty if row is None else row for row in rows), strict=True)) or [()] * len(
+            features
+        )
         return [
             pl.Series(name, values, dtype=schema.get_feature(name).polars_dtype)
             for name, values in zip(features, columns, strict=True)

@@ -203,7 +203,9 @@ class RedisOnlineStore:
             ) from err
 
     # -- writes ------------------------------------------------------------------------------
-    def write(self, schema: FeatureGroupSchema, frame: pl.DataFrame, *, progress: bool = False) -> WriteResult:
+    def write(
+        self, schema: FeatureGroupSchema, frame: pl.DataFrame, *, progress: bool = False
+    ) -> WriteResult:
         """Upsert the latest row per entity of ``frame`` in pipelined, atomic batches.
 
         Raises:
@@ -324,7 +326,9 @@ class RedisOnlineStore:
 
     def set_sync_token(self, schema: FeatureGroupSchema, token: str) -> None:
         """Mark the group's online copy with ``token``."""
-        self._call(lambda: self.client.set(self.group_tag(schema) + _TOKEN_KEY, token), "write the sync token")
+        self._call(
+            lambda: self.client.set(self.group_tag(schema) + _TOKEN_KEY, token), "write the sync token"
+        )
 
     def delete_group(self, schema: FeatureGroupSchema) -> int:
         """Delete every key of the group (SCAN + UNLINK); return how many rows were deleted."""

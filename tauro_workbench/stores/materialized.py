@@ -416,7 +416,6 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
         self._record_read("scan_group", {schema.name: schema}, {schema.name: table_version}, lf, started)
         return lf
 
-
     def get_features(
         self,
         feature_names: Sequence[str] | str,

@@ -197,9 +197,15 @@ class OnlineServingMixin:
         for group, grefs in group_refs(refs).items():
             schema = self.metadata.get_feature_group(group, grefs[0].version)
             groups.append(
-                (schema, [r.feature for r in grefs], [r.output_name(full_feature_names=full_feature_names) for r in grefs])
+                (
+                    schema,
+                    [r.feature for r in grefs],
+                    [r.output_name(full_feature_names=full_feature_names) for r in grefs],
+                )
             )
-        plan = _ReadPlan(tuple(groups), tuple(r.output_name(full_feature_names=full_feature_names) for r in refs))
+        plan = _ReadPlan(
+            tuple(groups), tuple(r.output_name(full_feature_names=full_feature_names) for r in refs)
+        )
         if len(cache) >= 256:
             cache.clear()
         cache[key] = (generation, now + self.config.metadata_cache_ttl_seconds, plan)
@@ -271,7 +277,11 @@ class OnlineServingMixin:
             raise
         logger.info(
             "online sync of {} v{}: {} entities ({} updated) in {:.3f}s",
-            schema.name, schema.version, result.entities, result.applied, time.perf_counter() - started,
+            schema.name,
+            schema.version,
+            result.entities,
+            result.applied,
+            time.perf_counter() - started,
         )
         return result
 
@@ -307,8 +317,14 @@ class OnlineServingMixin:
             frame = lazy.collect()
             result = self._push(schema, frame)
             return SyncReport(
-                feature_group, schema.version, frame.height, result.entities, result.applied,
-                False, None, time.perf_counter() - started,
+                feature_group,
+                schema.version,
+                frame.height,
+                result.entities,
+                result.applied,
+                False,
+                None,
+                time.perf_counter() - started,
             )
 
         previous = self.metadata.find_document(SYNC_DOCUMENT, feature_group) or {}
@@ -322,7 +338,9 @@ class OnlineServingMixin:
         )
         if not resume and previous.get("version") == schema.version and previous.get("seq") is not None:
             logger.warning(
-                "online copy of {} v{} is missing or was reset: running a full sync", feature_group, schema.version
+                "online copy of {} v{} is missing or was reset: running a full sync",
+                feature_group,
+                schema.version,
             )
         try:
             lazy = self.scan_group(  # type: ignore[attr-defined]
@@ -335,7 +353,13 @@ class OnlineServingMixin:
         if resume and has_seq:
             lazy = lazy.filter(pl.col(SEQ_COLUMN) > previous["seq"])
         frame = lazy.collect()
-        high = frame.get_column(SEQ_COLUMN).max() if has_seq and frame.height else previous.get("seq") if resume else None
+        high = (
+            frame.get_column(SEQ_COLUMN).max()
+            if has_seq and frame.height
+            else previous.get("seq")
+            if resume
+            else None
+        )
         token = online_token if resume and online_token is not None else uuid.uuid4().hex
 
         def record(status: str, **fields: Any) -> None:
@@ -343,8 +367,14 @@ class OnlineServingMixin:
             self.metadata.put_document(
                 SYNC_DOCUMENT,
                 feature_group,
-                {**base, "group": feature_group, "version": schema.version, "status": status,
-                 "updated_at": datetime.now(UTC).isoformat(), **fields},
+                {
+                    **base,
+                    "group": feature_group,
+                    "version": schema.version,
+                    "status": status,
+                    "updated_at": datetime.now(UTC).isoformat(),
+                    **fields,
+                },
             )
 
         try:
@@ -357,15 +387,23 @@ class OnlineServingMixin:
                     "(a Redis flush or a restart without persistence).",
                     hint=f"Run materialize_online({feature_group!r}) again: it will resync the whole group.",
                 )
-                self.events.publish(SyncFailed(group=feature_group, error=str(error), rows_synced=result.entities))
+                self.events.publish(
+                    SyncFailed(group=feature_group, error=str(error), rows_synced=result.entities)
+                )
                 raise error
         except OnlineStoreError as err:
             record("failed", error=str(err))
             raise
         record("ok", seq=high, token=token, rows=frame.height, entities=result.entities, error=None)
         report = SyncReport(
-            feature_group, schema.version, frame.height, result.entities, result.applied,
-            not resume, None if high is None else int(high), time.perf_counter() - started,
+            feature_group,
+            schema.version,
+            frame.height,
+            result.entities,
+            result.applied,
+            not resume,
+            None if high is None else int(high),
+            time.perf_counter() - started,
         )
         logger.info("materialize_online {}: {}", feature_group, report)
         return report
@@ -383,7 +421,9 @@ class OnlineServingMixin:
         if to != "online":
             parent = getattr(super(), "promote", None)
             if parent is None:
-                raise ConfigurationError(f"Cannot promote {feature_group!r} to {to!r}; valid targets: ['online'].")
+                raise ConfigurationError(
+                    f"Cannot promote {feature_group!r} to {to!r}; valid targets: ['online']."
+                )
             return parent(feature_group, to=to, **options)  # type: ignore[no-any-return]
         report = self.materialize_online(feature_group, **options)
         self.events.publish(Promoted(group=feature_group, target="online", rows=report.entities))

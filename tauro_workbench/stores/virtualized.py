@@ -109,17 +109,24 @@ class VirtualDefinition:
     def to_document(self) -> dict[str, Any]:
         """Return the registry document."""
         return {
-            "group": self.group, "version": self.version, "dialect": self.dialect,
-            "queries": dict(self.queries), "sources": list(self.sources),
+            "group": self.group,
+            "version": self.version,
+            "dialect": self.dialect,
+            "queries": dict(self.queries),
+            "sources": list(self.sources),
         }
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> VirtualDefinition:
         """Rebuild a definition from its registry document."""
-        return cls(doc["group"], int(doc["version"]), doc["dialect"], dict(doc["queries"]), tuple(doc["sources"]))
+        return cls(
+            doc["group"], int(doc["version"]), doc["dialect"], dict(doc["queries"]), tuple(doc["sources"])
+        )
 
 
-def _build_executor(context: Any, config: FeatureStoreConfig, metadata: FeatureStoreMetadata) -> QueryExecutor:
+def _build_executor(
+    context: Any, config: FeatureStoreConfig, metadata: FeatureStoreMetadata
+) -> QueryExecutor:
     from tauro_workbench.sources import SourceRegistry
 
     given = context.get("sources") if isinstance(context, Mapping) else getattr(context, "sources", None)
@@ -229,7 +236,9 @@ class VirtualizedFeatureStore(BaseFeatureStore):
                 self.metadata.set_lineage(f"{schema.name}.{feature}", tables)
         self._schemas = {k: v for k, v in self._schemas.items() if k[0] != schema.name}
         self._plans = {k: v for k, v in self._plans.items() if k[0] != schema.name}
-        logger.info("defined virtual group {} ({} queries, sources {})", schema.name, len(mapping), sorted(used))
+        logger.info(
+            "defined virtual group {} ({} queries, sources {})", schema.name, len(mapping), sorted(used)
+        )
         return definition
 
     def _validate(self, schema: FeatureGroupSchema, sql: str, dialect: str, features: list[str]) -> list[str]:
@@ -252,10 +261,14 @@ class VirtualizedFeatureStore(BaseFeatureStore):
             if spec is None:
                 spec = TypeSpec.of("BIGINT") if result[column].is_integer() else TypeSpec.of("STRING")
             if not can_cast_losslessly(result[column], spec):
-                problems.append(f"column {column!r} is {result[column]} but {spec} is declared (no lossless cast)")
+                problems.append(
+                    f"column {column!r} is {result[column]} but {spec} is declared (no lossless cast)"
+                )
         if problems:
             raise VirtualizationQueryError(
-                f"The query does not fit group {schema.name!r}: " + "; ".join(problems) + f". It returns {dict(result)}.",
+                f"The query does not fit group {schema.name!r}: "
+                + "; ".join(problems)
+                + f". It returns {dict(result)}.",
                 query=sql,
             )
         return tables
@@ -293,8 +306,19 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         outer join equals filtering after it, so no filter is needed on the joined result.
         """
         definition = self.get_definition(schema.name)
-        wanted = list(features) if features is not None else [f for f in schema.feature_names if self._defined(definition, f)]
-        key = (schema.name, schema.version, definition.dialect, tuple(sorted(definition.queries.items())), tuple(wanted), bounds)
+        wanted = (
+            list(features)
+            if features is not None
+            else [f for f in schema.feature_names if self._defined(definition, f)]
+        )
+        key = (
+            schema.name,
+            schema.version,
+            definition.dialect,
+            tuple(sorted(definition.queries.items())),
+            tuple(wanted),
+            bounds,
+        )
         plan = self._plans.get(key)
         if plan is not None:
             return plan
@@ -302,7 +326,9 @@ class VirtualizedFeatureStore(BaseFeatureStore):
             if not self._defined(definition, feature):
                 raise FeatureNotFoundError(
                     f"{schema.name}.{feature}",
-                    candidates=[f"{schema.name}.{f}" for f in schema.feature_names if self._defined(definition, f)],
+                    candidates=[
+                        f"{schema.name}.{f}" for f in schema.feature_names if self._defined(definition, f)
+                    ],
                     reason=f"Feature {schema.name}.{feature} has no virtual definition.",
                 )
         dialect = self.executor.dialect
@@ -321,7 +347,9 @@ class VirtualizedFeatureStore(BaseFeatureStore):
                 text, outer = transpile(sql, read=definition.dialect, write=dialect), []
             pushed.append(not outer)
             where = f" WHERE {output_condition(outer, f'_s{i}', dialect)}" if outer else ""
-            subqueries.append(f"(SELECT {', '.join(q(c) for c in [*join_cols, *cols])} FROM ({text}) AS _s{i}{where}) AS _q{i}")
+            subqueries.append(
+                f"(SELECT {', '.join(q(c) for c in [*join_cols, *cols])} FROM ({text}) AS _s{i}{where}) AS _q{i}"
+            )
         body = subqueries[0]
         for sub in subqueries[1:]:
             body += f" FULL OUTER JOIN {sub} USING ({', '.join(q(c) for c in join_cols)})"
@@ -334,9 +362,13 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         if bounds.ids:
             filters.append(entity_filter(schema.entity_keys, _IDS_TOKEN))
         if schema.timestamp_key is not None and (bounds.lower or bounds.upper):
-            filters.append(time_filter(
-                schema.timestamp_key, lower="tauro_lower" if bounds.lower else None, upper="tauro_upper" if bounds.upper else None
-            ))
+            filters.append(
+                time_filter(
+                    schema.timestamp_key,
+                    lower="tauro_lower" if bounds.lower else None,
+                    upper="tauro_upper" if bounds.upper else None,
+                )
+            )
         return filters
 
     @staticmethod
@@ -352,8 +384,11 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         upper: datetime | None,
     ) -> tuple[str, dict[str, Any], dict[str, pl.DataFrame]]:
         """Return the filtered group query, its bound time limits and the ids relation."""
-        bounds = _Bounds(ids is not None, lower is not None and schema.timestamp_key is not None,
-                         upper is not None and schema.timestamp_key is not None)
+        bounds = _Bounds(
+            ids is not None,
+            lower is not None and schema.timestamp_key is not None,
+            upper is not None and schema.timestamp_key is not None,
+        )
         sql = self._plan(schema, features, bounds).sql
         params: dict[str, Any] = {}
         frames: dict[str, pl.DataFrame] = {}
@@ -392,8 +427,11 @@ class VirtualizedFeatureStore(BaseFeatureStore):
             return self.executor.execute(sql, params, frames=frames).collect()
         # frame names are random; the key uses their contents instead
         key = (
-            self.executor.name, _normalise(sql, frames), tuple(sorted((k, str(v)) for k, v in params.items())),
-            tuple(frame_digest(f) for f in frames.values()), tuple(sorted(self.executor.sources.fingerprints().items())),
+            self.executor.name,
+            _normalise(sql, frames),
+            tuple(sorted((k, str(v)) for k, v in params.items())),
+            tuple(frame_digest(f) for f in frames.values()),
+            tuple(sorted(self.executor.sources.fingerprints().items())),
         )
         hit = self.cache.get(key)
         if hit is not None:
@@ -423,7 +461,11 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         schema = self.metadata.get_feature_group(feature_group)
         ids = entity_frame(entity_ids, schema.entity_keys)
         text, params, frames = self._pushdown(
-            schema, features, ids, None if start is None else to_utc(start), None if end is None else to_utc(end)
+            schema,
+            features,
+            ids,
+            None if start is None else to_utc(start),
+            None if end is None else to_utc(end),
         )
         return self._typed(schema, self._run(text, params, frames))
 
@@ -453,7 +495,6 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         frame = self._typed(schema, self.executor.execute(sql).collect())
         return QueryResult(frame.lazy(), sql, time.perf_counter() - started, self.executor.name)
 
-
     def get_features(
         self,
         feature_names: Sequence[str] | str,
@@ -479,11 +520,15 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         keys = list(dict.fromkeys(k for s in schemas.values() for k in s.entity_keys))
         ids = entity_frame(entity_ids, keys)
         when = to_utc(point_in_time) if point_in_time is not None else None
-        outputs = {g: [r.output_name(full_feature_names=full_feature_names) for r in rs] for g, rs in grouped.items()}
+        outputs = {
+            g: [r.output_name(full_feature_names=full_feature_names) for r in rs] for g, rs in grouped.items()
+        }
         reads = []
         for name, schema in schemas.items():
             features = [r.feature for r in grouped[name]]
-            rows = self.compute_group(name, features, entity_ids=None if ids is None else ids.select(schema.entity_keys), end=when)
+            rows = self.compute_group(
+                name, features, entity_ids=None if ids is None else ids.select(schema.entity_keys), end=when
+            )
             scan = rows.lazy().with_row_index(SEQ_COLUMN).with_columns(pl.col(SEQ_COLUMN).cast(pl.Int64))
             reads.append(GroupRead(schema, scan, tuple(features), tuple(outputs[name])))
         plan = latest_values(reads, ids, when)
@@ -530,8 +575,12 @@ class VirtualizedFeatureStore(BaseFeatureStore):
             upper = times.max()
             lower = None if schema.ttl is None or upper is None else times.min() - schema.ttl  # type: ignore[operator]
             spec = PointInTimeSpec(
-                entity_keys=tuple(schema.entity_keys), entity_time=time_column, event_time=schema.timestamp_key,
-                feature_columns=features, output_names=outputs, ttl=schema.ttl,
+                entity_keys=tuple(schema.entity_keys),
+                entity_time=time_column,
+                event_time=schema.timestamp_key,
+                feature_columns=features,
+                output_names=outputs,
+                ttl=schema.ttl,
                 tie_breakers=(schema.created_timestamp_key,) if schema.created_timestamp_key else (),
             )
             if self.executor.name == "spark":
@@ -567,7 +616,9 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         result = pl.from_arrow(table)
         assert isinstance(result, pl.DataFrame)
         if result.height != entity.height:
-            raise PointInTimeError(f"Spark point-in-time join returned {result.height} rows for {entity.height}")
+            raise PointInTimeError(
+                f"Spark point-in-time join returned {result.height} rows for {entity.height}"
+            )
         return entity.hstack(self._typed(schema, result).get_columns())
 
     # -- materialization ------------------------------------------------------------------
@@ -594,12 +645,19 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         schema = self.metadata.get_feature_group(feature_group)
         if target.metadata.find_feature_group(schema.name, schema.version) is None:
             target.register_features(schema)
-        if self.executor.name == "spark" and target.storage_format == "delta" and mode in ("append", "overwrite"):
+        if (
+            self.executor.name == "spark"
+            and target.storage_format == "delta"
+            and mode in ("append", "overwrite")
+        ):
             from tauro_workbench.engines.spark_delta import write_group_with_spark
 
             return write_group_with_spark(self, schema, target, mode=mode)
         if self.executor.name == "spark":
-            logger.warning("materializing {} through the driver: the Spark path supports Delta append/overwrite", schema.name)
+            logger.warning(
+                "materializing {} through the driver: the Spark path supports Delta append/overwrite",
+                schema.name,
+            )
         frame = self.compute_group(schema.name, list(schema.feature_names))
         return target.write_features(schema.name, frame, mode=mode)
 
@@ -638,7 +696,11 @@ def _normalise(sql: str, frames: Mapping[str, pl.DataFrame]) -> str:
 
 
 def _join_static(
-    out: pl.DataFrame, rows: pl.DataFrame, schema: FeatureGroupSchema, features: tuple[str, ...], outputs: tuple[str, ...]
+    out: pl.DataFrame,
+    rows: pl.DataFrame,
+    schema: FeatureGroupSchema,
+    features: tuple[str, ...],
+    outputs: tuple[str, ...],
 ) -> pl.DataFrame:
     """Left-join the last row per entity of a group without event time (row order = write order)."""
     clash = [o for o in outputs if o in out.columns]
@@ -646,8 +708,9 @@ def _join_static(
         raise PointInTimeError(f"output columns {clash} already exist in the entity frame")
     keys = list(schema.entity_keys)
     latest = rows.unique(subset=keys, keep="last", maintain_order=True).select(
-        [*[pl.col(k).cast(out.schema[k], strict=False) for k in keys],
-         *[pl.col(f).alias(o) for f, o in zip(features, outputs, strict=True)]]
+        [
+            *[pl.col(k).cast(out.schema[k], strict=False) for k in keys],
+            *[pl.col(f).alias(o) for f, o in zip(features, outputs, strict=True)],
+        ]
     )
     return out.join(latest, on=keys, how="left", maintain_order="left")
-

@@ -54,7 +54,8 @@ def frame(rows: int, *, seed: int, shift: float = 0.0) -> pl.DataFrame:
     return pl.DataFrame(
         {
             "transaction_id": np.arange(rows, dtype=np.int64),
-            "event_time": pl.Series(rng.integers(0, 30 * 86400 * 10**6, rows)).cast(pl.Duration("us")) + start,
+            "event_time": pl.Series(rng.integers(0, 30 * 86400 * 10**6, rows)).cast(pl.Duration("us"))
+            + start,
             "amount": rng.lognormal(3.0 + shift, 0.8, rows),
             "items": rng.poisson(3, rows).astype(np.int32),
             "risk_score": rng.random(rows),
@@ -86,7 +87,9 @@ def run(scale: str) -> list[Measurement]:
     data = frame(rows, seed=2)
     label = f"{rows:,} rows"
     cases: dict[str, dict[str, Any]] = {
-        "off": {"enabled": False}, "on": {"enabled": True}, "exact": {"enabled": True, "sample_rows": rows + 1},
+        "off": {"enabled": False},
+        "on": {"enabled": True},
+        "exact": {"enabled": True, "sample_rows": rows + 1},
     }
     second_write(reference, data, cases["off"])  # warm-up: imports, Delta, registry
     times: dict[str, list[float]] = {name: [] for name in cases}
@@ -98,7 +101,8 @@ def run(scale: str) -> list[Measurement]:
     config = DriftConfig()
     ref_profile = profile_frame(SCHEMA, reference)[0]
     profile_s = time_best(
-        lambda: profile_frame(SCHEMA, data, reference=ref_profile, sample_rows=config.sample_rows), repeat=repeat
+        lambda: profile_frame(SCHEMA, data, reference=ref_profile, sample_rows=config.sample_rows),
+        repeat=repeat,
     )
     tmp = Path(tempfile.mkdtemp(prefix="bench_monitoring_raw_"))
     counter = iter(range(1_000))
@@ -109,15 +113,25 @@ def run(scale: str) -> list[Measurement]:
         shutil.rmtree(tmp, ignore_errors=True)
     return [
         Measurement(
-            "monitoring", f"write {label}, drift on vs off", on, {"write, drift off": off}, target_ratio=1.25,
+            "monitoring",
+            f"write {label}, drift on vs off",
+            on,
+            {"write, drift off": off},
+            target_ratio=1.25,
             extra={"profile_pass_s": profile_s, "sample_rows": config.sample_rows},
         ),
         Measurement(
-            "monitoring", f"write {label}, exact profiles vs off", exact, {"write, drift off": off},
+            "monitoring",
+            f"write {label}, exact profiles vs off",
+            exact,
+            {"write, drift off": off},
             extra={"sample_rows": rows + 1},
         ),
         Measurement(
-            "monitoring", f"profile pass {label} vs raw Delta write", profile_s, {"deltalake.write_deltalake": raw_s},
+            "monitoring",
+            f"profile pass {label} vs raw Delta write",
+            profile_s,
+            {"deltalake.write_deltalake": raw_s},
             target_ratio=0.25,
         ),
     ]

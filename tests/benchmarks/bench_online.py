@@ -36,8 +36,10 @@ from harness import Measurement, percentiles
 from tauro_workbench.schema import FeatureGroupSchema, FeatureSchema
 from tauro_workbench.stores.materialized import MaterializedFeatureStore
 
-SCALES = {"quick": {"calls": 300, "sync_rows": 50_000, "entities": 2_000},
-          "full": {"calls": 2_000, "sync_rows": 1_000_000, "entities": 10_000}}
+SCALES = {
+    "quick": {"calls": 300, "sync_rows": 50_000, "entities": 2_000},
+    "full": {"calls": 2_000, "sync_rows": 1_000_000, "entities": 10_000},
+}
 
 SCHEMA = FeatureGroupSchema(
     name="bench_user",
@@ -80,7 +82,19 @@ def _start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
         raise RuntimeError("redis-server is not installed")
     port = _free_port()
     process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -126,9 +140,15 @@ def _latency_rows(
             suffix = "" if ratio is not None else " (vs undecoded GET/MGET)"
             rows.append(
                 Measurement(
-                    "online", f"{case} {label}{suffix}", mine, base,
+                    "online",
+                    f"{case} {label}{suffix}",
+                    mine,
+                    base,
                     target_ratio=ratio if label == "p99" else None,
-                    extra={"us": round(mine * 1e6, 1), "baselines_us": {k: round(v * 1e6, 1) for k, v in base.items()}},
+                    extra={
+                        "us": round(mine * 1e6, 1),
+                        "baselines_us": {k: round(v * 1e6, 1) for k, v in base.items()},
+                    },
                 )
             )
     return rows
@@ -155,7 +175,10 @@ def run(scale: str) -> list[Measurement]:
             raw = redis.Redis.from_url(url)
             pipe = raw.pipeline(transaction=False)
             for row in frame.select("user_id", *SCHEMA.feature_names).iter_rows():
-                pipe.hset(f"raw:{row[0]}", mapping={n: str(v) for n, v in zip(SCHEMA.feature_names, row[1:], strict=True)})
+                pipe.hset(
+                    f"raw:{row[0]}",
+                    mapping={n: str(v) for n, v in zip(SCHEMA.feature_names, row[1:], strict=True)},
+                )
             pipe.execute()
             tag = "{tauro:bench_user:v1}:i"
 
@@ -174,28 +197,57 @@ def run(scale: str) -> list[Measurement]:
             assert ours_one(3)["i0"] == frame.row(3, named=True)["i0"]
             results += _latency_rows(
                 "redis 1 entity x 10",
-                _latencies({"ours": ours_one, "raw HGETALL": lambda i: raw.hgetall(f"raw:{i}"),
-                            "raw GET": lambda i: raw.get(f"{tag}{i}")}, calls, entities),
-                target=["raw HGETALL"], info=["raw GET"],
+                _latencies(
+                    {
+                        "ours": ours_one,
+                        "raw HGETALL": lambda i: raw.hgetall(f"raw:{i}"),
+                        "raw GET": lambda i: raw.get(f"{tag}{i}"),
+                    },
+                    calls,
+                    entities,
+                ),
+                target=["raw HGETALL"],
+                info=["raw GET"],
             )
             span = entities - 100
             results += _latency_rows(
                 "redis 100 entities x 10",
-                _latencies({"ours": ours_many, "raw pipeline HGETALL": hgetall_many,
-                            "raw MGET": lambda i: raw.mget([f"{tag}{j}" for j in range(i, i + 100)])}, calls, span),
-                target=["raw pipeline HGETALL"], info=["raw MGET"],
+                _latencies(
+                    {
+                        "ours": ours_many,
+                        "raw pipeline HGETALL": hgetall_many,
+                        "raw MGET": lambda i: raw.mget([f"{tag}{j}" for j in range(i, i + 100)]),
+                    },
+                    calls,
+                    span,
+                ),
+                target=["raw pipeline HGETALL"],
+                info=["raw MGET"],
             )
 
             memory = MaterializedFeatureStore(
                 storage_path=Path(tmp) / "repo", config={"enable_online_store": True}, metadata=store.metadata
             )
             memory.online.write(SCHEMA, frame)
-            mem = _latencies({"ours": lambda i: memory.get_online_features(NAMES, {"user_id": i}),
-                              "store": lambda i: memory.online.read(SCHEMA, [(i,)], SCHEMA.feature_names)},
-                             calls, entities)
+            mem = _latencies(
+                {
+                    "ours": lambda i: memory.get_online_features(NAMES, {"user_id": i}),
+                    "store": lambda i: memory.online.read(SCHEMA, [(i,)], SCHEMA.feature_names),
+                },
+                calls,
+                entities,
+            )
             p50 = percentiles(mem["ours"], 50.0)[0]
-            results.append(Measurement("online", "memory 1 entity x 10 p50", p50, {"budget 20 us": 20e-6},
-                                       target_ratio=1.0, extra={"us": round(p50 * 1e6, 2)}))
+            results.append(
+                Measurement(
+                    "online",
+                    "memory 1 entity x 10 p50",
+                    p50,
+                    {"budget 20 us": 20e-6},
+                    target_ratio=1.0,
+                    extra={"us": round(p50 * 1e6, 2)},
+                )
+            )
             results[-1].extra["store_read_p50_us"] = round(percentiles(mem["store"], 50.0)[0] * 1e6, 2)
 
             rows = options["sync_rows"]
@@ -220,10 +272,25 @@ def run(scale: str) -> list[Measurement]:
             pipe.execute()
             raw_s = (time.perf_counter() - start) * rows / sample.height
             extra = {"rows": rows, "rows_per_s": round(rows / ours_s), "raw_rows_per_s": round(rows / raw_s)}
-            results.append(Measurement("online", f"sync {rows} rows x 10 vs raw pipelined HSET", ours_s,
-                                       {"raw pipeline HSET": raw_s}, extra=extra))
-            results.append(Measurement("online", f"sync {rows} rows x 10 vs 200k rows/s", ours_s,
-                                       {"budget 200k rows/s": rows / 200_000}, target_ratio=1.0, extra=extra))
+            results.append(
+                Measurement(
+                    "online",
+                    f"sync {rows} rows x 10 vs raw pipelined HSET",
+                    ours_s,
+                    {"raw pipeline HSET": raw_s},
+                    extra=extra,
+                )
+            )
+            results.append(
+                Measurement(
+                    "online",
+                    f"sync {rows} rows x 10 vs 200k rows/s",
+                    ours_s,
+                    {"budget 200k rows/s": rows / 200_000},
+                    target_ratio=1.0,
+                    extra=extra,
+                )
+            )
             start = time.perf_counter()
             memory.online.write(SCHEMA, big)
             results[-1].extra["memory_rows_per_s"] = round(rows / (time.perf_counter() - start))

@@ -37,7 +37,11 @@ def _data(folder: Path, rows: int, users: int) -> Path:
 
 def _store(folder: Path, executor: object) -> VirtualizedFeatureStore:
     store = VirtualizedFeatureStore(query_executor=executor, config={"storage_path": str(folder / "repo")})  # type: ignore[arg-type]
-    store.register_features(FeatureGroupSchema("spend", entity_keys=["user_id"], features=[FeatureSchema("total", "DOUBLE", "NUMERICAL")]))
+    store.register_features(
+        FeatureGroupSchema(
+            "spend", entity_keys=["user_id"], features=[FeatureSchema("total", "DOUBLE", "NUMERICAL")]
+        )
+    )
     store.define_virtual_features("spend", SQL)
     return store
 
@@ -60,14 +64,35 @@ def run(scale: str) -> list[Measurement]:
         )
         return pl.from_arrow(rel.to_arrow_table())  # type: ignore[return-value]
 
-    assert_frame_equal(ours().drop_nulls().sort("user_id"), raw().sort("user_id").cast({"user_id": pl.Int64}), check_exact=False)
-    results = [Measurement("virtualized", f"get_features 1k ids / {rows:,} rows", time_best(ours, repeat=7), {"duckdb_hand_written": time_best(raw, repeat=7)}, target_ratio=1.15)]
+    assert_frame_equal(
+        ours().drop_nulls().sort("user_id"),
+        raw().sort("user_id").cast({"user_id": pl.Int64}),
+        check_exact=False,
+    )
+    results = [
+        Measurement(
+            "virtualized",
+            f"get_features 1k ids / {rows:,} rows",
+            time_best(ours, repeat=7),
+            {"duckdb_hand_written": time_best(raw, repeat=7)},
+            target_ratio=1.15,
+        )
+    ]
 
     from tauro_workbench.engines.spark import SparkQueryExecutor, start_local_spark
 
-    spark_store = _store(folder, SparkQueryExecutor(spark=start_local_spark("local[2]"), sources={"silver.tx": str(path)}))
+    spark_store = _store(
+        folder, SparkQueryExecutor(spark=start_local_spark("local[2]"), sources={"silver.tx": str(path)})
+    )
     spark_s = time_best(lambda: spark_store.compute_group("spend"), repeat=2)
     duck_s = time_best(lambda: store.compute_group("spend"), repeat=2)
-    results.append(Measurement("virtualized", f"full group on Spark vs DuckDB / {rows:,} rows", spark_s, {"duckdb": duck_s},
-                               extra={"spark_s": spark_s, "duckdb_s": duck_s}))
+    results.append(
+        Measurement(
+            "virtualized",
+            f"full group on Spark vs DuckDB / {rows:,} rows",
+            spark_s,
+            {"duckdb": duck_s},
+            extra={"spark_s": spark_s, "duckdb_s": duck_s},
+        )
+    )
     return results

@@ -34,7 +34,9 @@ def format_table(rows: list[Measurement]) -> str:
         ratio = f"{m.ratio:.2f}x" if m.ratio is not None else "-"
         target = f"<= {m.target_ratio}x" if m.target_ratio is not None else "-"
         ok = {True: "yes", False: "NO", None: "-"}[m.passed]
-        lines.append(f"| {m.benchmark} | {m.case} | {m.ours_s:.4f} | {name} | {secs:.4f} | {ratio} | {target} | {ok} |")
+        lines.append(
+            f"| {m.benchmark} | {m.case} | {m.ours_s:.4f} | {name} | {secs:.4f} | {ratio} | {target} | {ok} |"
+        )
     return "\n".join(lines)
 
 
@@ -53,10 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name} ({args.scale})", flush=True)
         rows = importlib.import_module(name).run(args.scale)
         every.extend(rows)
-        (results_dir / f"{name}.json").write_text(json.dumps([r.to_dict() for r in rows], indent=2, default=str))
+        (results_dir / f"{name}.json").write_text(
+            json.dumps([r.to_dict() for r in rows], indent=2, default=str)
+        )
         print(format_table(rows), flush=True)
     # latest.json gathers the newest result of every benchmark module, not only those run now
-    gathered = [row for path in sorted(results_dir.glob("bench_*.json")) for row in json.loads(path.read_text())]
+    gathered = [
+        row for path in sorted(results_dir.glob("bench_*.json")) for row in json.loads(path.read_text())
+    ]
     summary = {
         "when": datetime.now(UTC).isoformat(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

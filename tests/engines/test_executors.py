@@ -18,23 +18,35 @@ from tauro_workbench.sources import SourceRegistry
 
 UTC = UTC
 USERS = pl.DataFrame(
-    {"user_id": [1, 2, 3], "name": ["a", "b", "'); DROP TABLE x; --"], "ts": [datetime(2024, 1, d, tzinfo=UTC) for d in (1, 2, 3)]}
+    {
+        "user_id": [1, 2, 3],
+        "name": ["a", "b", "'); DROP TABLE x; --"],
+        "ts": [datetime(2024, 1, d, tzinfo=UTC) for d in (1, 2, 3)],
+    }
 )
 
 
 @pytest.fixture(params=["duckdb", "spark"])
 def executor(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     USERS.write_parquet(tmp_path / "users.parquet")
-    write_deltalake(str(tmp_path / "orders"), pl.DataFrame({"user_id": [1, 1, 2], "amount": [1.0, 2.0, 3.0]}).to_arrow())
-    write_deltalake(str(tmp_path / "orders"), pl.DataFrame({"user_id": [3], "amount": [4.0]}).to_arrow(), mode="overwrite")
+    write_deltalake(
+        str(tmp_path / "orders"), pl.DataFrame({"user_id": [1, 1, 2], "amount": [1.0, 2.0, 3.0]}).to_arrow()
+    )
+    write_deltalake(
+        str(tmp_path / "orders"), pl.DataFrame({"user_id": [3], "amount": [4.0]}).to_arrow(), mode="overwrite"
+    )
     sources = {"silver.users": str(tmp_path / "users.parquet"), "silver.orders": str(tmp_path / "orders")}
     if request.param == "duckdb":
-        ex: Any = DuckDBQueryExecutor({"sources": sources}, config={"virtualized": {"query_timeout_seconds": 60}})
+        ex: Any = DuckDBQueryExecutor(
+            {"sources": sources}, config={"virtualized": {"query_timeout_seconds": 60}}
+        )
     else:
         from tauro_workbench.engines.spark import SparkQueryExecutor
 
-        ex = SparkQueryExecutor({"sources": sources, "spark": request.getfixturevalue("spark")},
-                                config={"virtualized": {"query_timeout_seconds": 60}})
+        ex = SparkQueryExecutor(
+            {"sources": sources, "spark": request.getfixturevalue("spark")},
+            config={"virtualized": {"query_timeout_seconds": 60}},
+        )
     yield ex
     ex.close()
 
@@ -50,7 +62,9 @@ def test_executes_over_sources_and_reads_delta_through_its_log(executor: QueryEx
 def test_parameters_are_values_not_sql(executor: QueryExecutor) -> None:
     marker = "$name" if executor.dialect == "duckdb" else ":name"
     for hostile in ["1 OR 1=1", "'); DROP TABLE x; --"]:
-        out = executor.execute(f"SELECT user_id FROM silver.users WHERE name = {marker}", {"name": hostile}).collect()
+        out = executor.execute(
+            f"SELECT user_id FROM silver.users WHERE name = {marker}", {"name": hostile}
+        ).collect()
         assert out["user_id"].to_list() == ([3] if hostile.startswith("'") else [])
     assert executor.execute("SELECT COUNT(*) AS n FROM silver.users").collect()["n"].to_list() == [3]
 
@@ -60,19 +74,25 @@ def test_other_dialect_is_transpiled(executor: QueryExecutor) -> None:
     sql = "SELECT user_id, CAST(ts AS DATE) AS d FROM silver.users WHERE user_id = 2"
     out = executor.execute(sql, dialect=other).collect()
     assert out.rows() == [(2, datetime(2024, 1, 2).date())]
-    assert "users" in executor.explain("SELECT * FROM silver.users").lower() or executor.explain("SELECT 1 AS a")
+    assert "users" in executor.explain("SELECT * FROM silver.users").lower() or executor.explain(
+        "SELECT 1 AS a"
+    )
 
 
 def test_schema_and_frames(executor: QueryExecutor) -> None:
     schema = executor.schema("SELECT user_id, ts FROM silver.users")
     assert schema["user_id"] == pl.Int64 and isinstance(schema["ts"], pl.Datetime)
     ids = pl.DataFrame({"user_id": [2, 3]})
-    out = executor.execute("SELECT u.user_id FROM silver.users u JOIN tmp_ids i ON u.user_id = i.user_id ORDER BY 1",
-                           frames={"tmp_ids": ids}).collect()
+    out = executor.execute(
+        "SELECT u.user_id FROM silver.users u JOIN tmp_ids i ON u.user_id = i.user_id ORDER BY 1",
+        frames={"tmp_ids": ids},
+    ).collect()
     assert out["user_id"].to_list() == [2, 3]
 
 
-@pytest.mark.parametrize("sql", ["SELEC user_id FROM silver.users", "SELECT * FROM silver.nope", "SELECT nope FROM silver.users"])
+@pytest.mark.parametrize(
+    "sql", ["SELEC user_id FROM silver.users", "SELECT * FROM silver.nope", "SELECT nope FROM silver.users"]
+)
 def test_bad_sql_is_a_typed_error(executor: QueryExecutor, sql: str) -> None:
     with pytest.raises(VirtualizationQueryError) as info:
         executor.execute(sql).collect()

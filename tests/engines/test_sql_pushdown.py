@@ -30,100 +30,169 @@ from tauro_workbench.engines.sql_pushdown import (
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 IDS = "tauro_ids_test"
-TX_SCHEMA = pl.Schema({"user_id": pl.Int64(), "shop": pl.Int64(), "ts": pl.Datetime("us", "UTC"), "amount": pl.Int64()})
+TX_SCHEMA = pl.Schema(
+    {"user_id": pl.Int64(), "shop": pl.Int64(), "ts": pl.Datetime("us", "UTC"), "amount": pl.Int64()}
+)
 USERS_SCHEMA = pl.Schema({"user_id": pl.Int64, "tier": pl.Int64})
 
 # (sql, entity keys, event-time column or None, pushed completely?)
 CORPUS: list[tuple[str, tuple[str, ...], str | None, bool]] = [
     ("SELECT user_id, ts, amount FROM silver.tx", ("user_id",), "ts", True),
     ("SELECT * FROM silver.tx", ("user_id",), "ts", True),
-    ("SELECT user_id, SUM(amount) AS total, COUNT(*) AS n FROM silver.tx GROUP BY user_id", ("user_id",), None, True),
-    ("SELECT user_id, shop, SUM(amount) AS total FROM silver.tx GROUP BY user_id, shop", ("user_id",), None, True),
-    ("SELECT t.user_id AS user_id, MAX(t.amount) AS top FROM silver.tx AS t GROUP BY 1", ("user_id",), None, True),
+    (
+        "SELECT user_id, SUM(amount) AS total, COUNT(*) AS n FROM silver.tx GROUP BY user_id",
+        ("user_id",),
+        None,
+        True,
+    ),
+    (
+        "SELECT user_id, shop, SUM(amount) AS total FROM silver.tx GROUP BY user_id, shop",
+        ("user_id",),
+        None,
+        True,
+    ),
+    (
+        "SELECT t.user_id AS user_id, MAX(t.amount) AS top FROM silver.tx AS t GROUP BY 1",
+        ("user_id",),
+        None,
+        True,
+    ),
     ("SELECT user_id, ts, SUM(amount) AS total FROM silver.tx GROUP BY ALL", ("user_id",), "ts", True),
-    ("SELECT shop AS user_id, SUM(amount) AS total FROM silver.tx GROUP BY shop, user_id", ("user_id",), None, True),
-    ("SELECT user_id, shop, SUM(amount) AS total FROM silver.tx GROUP BY user_id, shop", ("user_id", "shop"), None, True),
-    ("SELECT user_id, SUM(amount) AS total FROM silver.tx GROUP BY ROLLUP (user_id)", ("user_id",), None, False),
-    ("SELECT user_id, COUNT(*) AS n FROM silver.tx GROUP BY user_id HAVING COUNT(*) > 1", ("user_id",), None, True),
+    (
+        "SELECT shop AS user_id, SUM(amount) AS total FROM silver.tx GROUP BY shop, user_id",
+        ("user_id",),
+        None,
+        True,
+    ),
+    (
+        "SELECT user_id, shop, SUM(amount) AS total FROM silver.tx GROUP BY user_id, shop",
+        ("user_id", "shop"),
+        None,
+        True,
+    ),
+    (
+        "SELECT user_id, SUM(amount) AS total FROM silver.tx GROUP BY ROLLUP (user_id)",
+        ("user_id",),
+        None,
+        False,
+    ),
+    (
+        "SELECT user_id, COUNT(*) AS n FROM silver.tx GROUP BY user_id HAVING COUNT(*) > 1",
+        ("user_id",),
+        None,
+        True,
+    ),
     ("SELECT MIN(user_id) AS user_id, COUNT(*) AS n FROM silver.tx", ("user_id",), None, False),
     ("SELECT DISTINCT user_id, shop FROM silver.tx", ("user_id",), None, True),
     (
         "SELECT user_id, ts, SUM(amount) OVER (PARTITION BY user_id ORDER BY ts, amount ROWS UNBOUNDED PRECEDING) AS run "
         "FROM silver.tx",
-        ("user_id",), "ts", True,  # the key pushes; the time bound must not (it would cut running sums)
+        ("user_id",),
+        "ts",
+        True,  # the key pushes; the time bound must not (it would cut running sums)
     ),
     ("SELECT user_id, ts, RANK() OVER (ORDER BY amount) AS r FROM silver.tx", ("user_id",), "ts", False),
     ("SELECT user_id, ts, AVG(amount) OVER () AS everyone FROM silver.tx", ("user_id",), "ts", False),
     (
         "SELECT t.user_id, u.tier, SUM(t.amount) AS total FROM silver.tx AS t JOIN silver.users AS u "
         "ON t.user_id = u.user_id GROUP BY t.user_id, u.tier",
-        ("user_id",), None, True,
+        ("user_id",),
+        None,
+        True,
     ),
     (
         "SELECT u.user_id, COUNT(t.amount) AS n FROM silver.users AS u LEFT JOIN "
         "(SELECT user_id, amount FROM silver.tx) AS t ON u.user_id = t.user_id GROUP BY u.user_id",
-        ("user_id",), None, True,
+        ("user_id",),
+        None,
+        True,
     ),
     (
         "SELECT t.user_id, COUNT(*) AS n FROM silver.users AS u LEFT JOIN (SELECT user_id FROM silver.tx) AS t "
         "ON u.user_id = t.user_id GROUP BY t.user_id",
-        ("user_id",), None, True,
+        ("user_id",),
+        None,
+        True,
     ),
     (
         "SELECT u.user_id, t.amount FROM (SELECT user_id, amount FROM silver.tx) AS t RIGHT JOIN silver.users AS u "
         "ON t.user_id = u.user_id",
-        ("user_id",), None, True,
+        ("user_id",),
+        None,
+        True,
     ),
     (
         "SELECT t.user_id, u.tier FROM silver.tx AS t FULL OUTER JOIN (SELECT * FROM silver.users) AS u "
         "ON t.user_id = u.user_id",
-        ("user_id",), None, True,
+        ("user_id",),
+        None,
+        True,
     ),
     (
         "WITH s AS (SELECT user_id, ts, amount FROM silver.tx WHERE amount > 0) "
         "SELECT user_id, ts, SUM(amount) AS total FROM s GROUP BY user_id, ts",
-        ("user_id",), "ts", True,
+        ("user_id",),
+        "ts",
+        True,
     ),
     (
         "WITH s AS (SELECT user_id, amount FROM silver.tx) SELECT user_id, SUM(amount) AS total FROM s "
         "WHERE amount >= (SELECT AVG(amount) FROM s) GROUP BY user_id",
-        ("user_id",), None, True,
+        ("user_id",),
+        None,
+        True,
     ),
     (
         "SELECT user_id, ts, amount FROM silver.tx UNION ALL SELECT user_id, ts, -amount FROM silver.tx WHERE shop = 1",
-        ("user_id",), "ts", True,
+        ("user_id",),
+        "ts",
+        True,
     ),
     (
         "SELECT user_id, amount FROM silver.tx UNION SELECT user_id, tier FROM silver.users",
-        ("user_id",), None, True,
+        ("user_id",),
+        None,
+        True,
     ),
     (
         "SELECT user_id, amount FROM silver.tx UNION ALL "
         "(SELECT user_id, amount FROM silver.tx ORDER BY amount, user_id NULLS FIRST LIMIT 3)",
-        ("user_id",), None, False,
+        ("user_id",),
+        None,
+        False,
     ),
     (
         "SELECT user_id, total FROM (SELECT user_id, SUM(amount) AS total FROM silver.tx GROUP BY user_id) AS a "
         "WHERE total > 1",
-        ("user_id",), None, True,
+        ("user_id",),
+        None,
+        True,
     ),
     (
         "SELECT user_id, total FROM (SELECT user_id, SUM(amount) AS total FROM silver.tx GROUP BY user_id "
         "ORDER BY total DESC, user_id NULLS FIRST LIMIT 2) AS a",
-        ("user_id",), None, True,  # the filter stays above the LIMIT, which is still complete
+        ("user_id",),
+        None,
+        True,  # the filter stays above the LIMIT, which is still complete
     ),
     (
         "SELECT u.user_id, (SELECT SUM(amount) FROM silver.tx) AS everything FROM silver.users AS u",
-        ("user_id",), None, True,
+        ("user_id",),
+        None,
+        True,
     ),
     (
         "SELECT user_id, amount FROM silver.tx ORDER BY amount DESC, user_id NULLS FIRST, ts LIMIT 4",
-        ("user_id",), None, False,
+        ("user_id",),
+        None,
+        False,
     ),
     (
         "SELECT user_id, ts, amount FROM silver.tx "
         "QUALIFY ROW_NUMBER() OVER (PARTITION BY user_id ORDER BY ts DESC, amount DESC) = 1",
-        ("user_id",), None, True,
+        ("user_id",),
+        None,
+        True,
     ),
 ]
 SPARK_SHAPES = [0, 2, 12, 13, 15, 17, 20, 22, 24, 28]
@@ -141,7 +210,11 @@ def _sorted(frame: pl.DataFrame) -> list[tuple[Any, ...]]:
 
 
 def _oracle(
-    result: pl.DataFrame, keys: tuple[str, ...], ids: pl.DataFrame, time_col: str | None, bounds: dict[str, datetime]
+    result: pl.DataFrame,
+    keys: tuple[str, ...],
+    ids: pl.DataFrame,
+    time_col: str | None,
+    bounds: dict[str, datetime],
 ) -> pl.DataFrame:
     out = result.join(ids.unique(), on=list(keys), how="semi")
     if time_col is not None:
@@ -156,7 +229,11 @@ def _oracle(
 def _filters(keys: tuple[str, ...], time_col: str | None, bounds: dict[str, datetime]) -> list[RowFilter]:
     filters = [entity_filter(keys, IDS)]
     if time_col is not None and bounds:
-        filters.append(time_filter(time_col, lower="lo" if "lo" in bounds else None, upper="hi" if "hi" in bounds else None))
+        filters.append(
+            time_filter(
+                time_col, lower="lo" if "lo" in bounds else None, upper="hi" if "hi" in bounds else None
+            )
+        )
     return filters
 
 
@@ -168,7 +245,9 @@ def _rewrite(sql: str, filters: list[RowFilter], dialect: str) -> tuple[str, boo
     return f"SELECT * FROM ({text}) AS _v WHERE {output_condition(outer, '_v', dialect)}", False
 
 
-def _check_shape(executor: Any, index: int, ids: pl.DataFrame, bounds: dict[str, datetime], dialect: str) -> None:
+def _check_shape(
+    executor: Any, index: int, ids: pl.DataFrame, bounds: dict[str, datetime], dialect: str
+) -> None:
     sql, keys, time_col, _ = CORPUS[index]
     everything = executor.execute(sql, dialect="duckdb").collect()
     expected = _oracle(everything, keys, ids, time_col, bounds)
@@ -210,7 +289,9 @@ def test_time_bounds_push_only_through_passthrough_columns() -> None:
 
 
 tx_rows = st.lists(
-    st.tuples(st.one_of(st.none(), st.integers(0, 5)), st.integers(0, 2), st.integers(0, 10), st.integers(-3, 5)),
+    st.tuples(
+        st.one_of(st.none(), st.integers(0, 5)), st.integers(0, 2), st.integers(0, 10), st.integers(-3, 5)
+    ),
     max_size=25,
 )
 user_rows = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 2)), max_size=8)
@@ -219,7 +300,14 @@ hours = st.one_of(st.none(), st.integers(0, 10))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(tx=tx_rows, users=user_rows, ids=id_lists, shops=st.lists(st.integers(0, 2), max_size=6), lo=hours, hi=hours)
+@given(
+    tx=tx_rows,
+    users=user_rows,
+    ids=id_lists,
+    shops=st.lists(st.integers(0, 2), max_size=6),
+    lo=hours,
+    hi=hours,
+)
 def test_pushdown_matches_the_oracle_on_duckdb(
     tx: list[tuple[int | None, int, int, int]],
     users: list[tuple[int, int]],
@@ -259,9 +347,16 @@ def test_pushdown_matches_the_oracle_on_spark(spark: Any) -> None:
     from tauro_workbench.engines.spark import SparkQueryExecutor
 
     tx = pl.DataFrame(
-        [(1, 0, T0, 2), (1, 1, T0 + timedelta(hours=3), 5), (2, 1, T0 + timedelta(hours=1), -1),
-         (None, 0, T0 + timedelta(hours=2), 4), (3, 2, T0 + timedelta(hours=5), 1), (2, 1, T0 + timedelta(hours=1), -1)],
-        schema=TX_SCHEMA, orient="row",
+        [
+            (1, 0, T0, 2),
+            (1, 1, T0 + timedelta(hours=3), 5),
+            (2, 1, T0 + timedelta(hours=1), -1),
+            (None, 0, T0 + timedelta(hours=2), 4),
+            (3, 2, T0 + timedelta(hours=5), 1),
+            (2, 1, T0 + timedelta(hours=1), -1),
+        ],
+        schema=TX_SCHEMA,
+        orient="row",
     )
     users = pl.DataFrame([(1, 0), (2, 1), (4, 2), (4, 2)], schema=USERS_SCHEMA, orient="row")
     executor = SparkQueryExecutor(spark=spark, sources=_sources(tx, users))

@@ -86,7 +86,9 @@ def logs() -> Iterator[list[str]]:
     """Capture the library's log records as ``"LEVEL message"`` lines."""
     lines: list[str] = []
     logger.enable("tauro_workbench")
-    sink = logger.add(lambda m: lines.append(f"{m.record['level'].name} {m.record['message']}"), level="DEBUG")
+    sink = logger.add(
+        lambda m: lines.append(f"{m.record['level'].name} {m.record['message']}"), level="DEBUG"
+    )
     yield lines
     logger.remove(sink)
     logger.disable("tauro_workbench")

@@ -54,7 +54,9 @@ def test_distribution_compares_reference_and_current_shares(report: DriftReport)
 
 
 def test_psi_over_time_reads_the_stored_reports(report: DriftReport, monitor: WriteMonitor) -> None:
-    chart = charts.psi_over_time(monitor.metadata, "transactions", features=["amount"], thresholds=DriftThresholds(psi_drift=0.3))
+    chart = charts.psi_over_time(
+        monitor.metadata, "transactions", features=["amount"], thresholds=DriftThresholds(psi_drift=0.3)
+    )
     lines, rules = chart.to_dict()["layer"]
     assert [r["feature"] for r in lines["data"]["values"]] == ["amount", "amount"]
     assert [r["psi"] for r in rules["data"]["values"]] == [0.1, 0.3]

@@ -30,10 +30,17 @@ CATEGORY = FeatureGroupSchema("g", entity_keys=["id"], features=[FeatureSchema("
 
 
 def numbers(values: Sequence[float] | np.ndarray) -> pl.DataFrame:
-    return pl.DataFrame({"id": range(len(values)), "x": list(map(float, values))}, schema={"id": pl.Int64, "x": pl.Float64})
+    return pl.DataFrame(
+        {"id": range(len(values)), "x": list(map(float, values))}, schema={"id": pl.Int64, "x": pl.Float64}
+    )
 
 
-def check(schema: FeatureGroupSchema, ref_frame: pl.DataFrame, cur_frame: pl.DataFrame, config: DriftConfig | None = None) -> DriftReport:
+def check(
+    schema: FeatureGroupSchema,
+    ref_frame: pl.DataFrame,
+    cur_frame: pl.DataFrame,
+    config: DriftConfig | None = None,
+) -> DriftReport:
     reference, _ = profile_frame(schema, ref_frame)
     current, observed = profile_frame(schema, cur_frame, reference=reference)
     return compare_profiles(reference, current, config or DriftConfig(), observed=observed)
@@ -72,7 +79,8 @@ def test_categorical_psi_by_hand_with_a_new_category_in_other() -> None:
     assert c.reference_share == pytest.approx((0.5, 0.3, 0.2, 0.0))
     assert c.current_share == pytest.approx((0.3, 0.3, 0.3, 0.1))
     expected = (
-        (0.3 - 0.5) * math.log(0.3 / 0.5) + (0.3 - 0.2) * math.log(0.3 / 0.2)
+        (0.3 - 0.5) * math.log(0.3 / 0.5)
+        + (0.3 - 0.2) * math.log(0.3 / 0.2)
         + (0.1 - PSI_EPSILON) * math.log(0.1 / PSI_EPSILON)
     )
     assert c.psi == pytest.approx(expected) and c.ks is None and c.verdict == "drift"
@@ -80,7 +88,9 @@ def test_categorical_psi_by_hand_with_a_new_category_in_other() -> None:
     assert check(CATEGORY, ref, mild).feature("c").verdict == "ok"
 
 
-@pytest.mark.parametrize(("shift", "scale", "seed"), [(0.0, 1.0, 1), (0.1, 1.0, 2), (0.3, 1.0, 3), (0.0, 1.5, 4), (1.0, 0.5, 5)])
+@pytest.mark.parametrize(
+    ("shift", "scale", "seed"), [(0.0, 1.0, 1), (0.1, 1.0, 2), (0.3, 1.0, 3), (0.0, 1.5, 4), (1.0, 0.5, 5)]
+)
 def test_ks_matches_scipy_within_the_grid_resolution(shift: float, scale: float, seed: int) -> None:
     rng = np.random.default_rng(seed)
     a, b = rng.normal(0, 1, 20_000), rng.normal(shift, scale, 15_000)
@@ -100,7 +110,9 @@ def test_ks_is_a_tight_lower_bound_of_the_exact_statistic(ref: list[int], cur: l
     report = check(NUMBER, numbers(ref), numbers(cur))
     ours = report.feature("x").ks
     points = sorted(set(ref) | set(cur))
-    exact = max(abs(sum(r <= p for r in ref) / len(ref) - sum(c <= p for c in cur) / len(cur)) for p in points)
+    exact = max(
+        abs(sum(r <= p for r in ref) / len(ref) - sum(c <= p for c in cur) / len(cur)) for p in points
+    )
     reference = profile_frame(NUMBER, numbers(ref))[0].feature("x")
     gaps = [b - a for a, b in zip(reference.cdf, reference.cdf[1:], strict=False)]
     bound = max([*gaps, reference.cdf[0]])
@@ -136,7 +148,10 @@ def test_null_rate_change_drifts_and_thresholds_apply_per_group_and_feature() ->
     strict = DriftThresholds(psi_warning=0.0001, psi_drift=0.5, null_rate_change=1)
     config = DriftConfig(overrides={"g": lenient, "g.x": strict})
     assert config.thresholds_for("g", "x") is strict
-    assert check(NUMBER, numbers(list(range(100))), numbers(list(range(1, 101))), config).feature("x").verdict == "warning"
+    assert (
+        check(NUMBER, numbers(list(range(100))), numbers(list(range(1, 101))), config).feature("x").verdict
+        == "warning"
+    )
 
 
 def test_small_writes_are_not_judged_below_min_rows() -> None:

@@ -28,14 +28,20 @@ def test_events_are_delivered_in_order_and_persisted(tmp_path: Path) -> None:
     bus.subscribe(seen.append)
     published = [
         bus.publish(GroupRegistered(group="g", version=1)),
-        bus.publish(FeaturesWritten(group="g", version=1, rows=3, mode="append", table_version=0, write_id=1)),
-        bus.publish(DriftDetected(group="g", severity="warning", features=("x", "y"), write_id=1, max_psi=0.12)),
+        bus.publish(
+            FeaturesWritten(group="g", version=1, rows=3, mode="append", table_version=0, write_id=1)
+        ),
+        bus.publish(
+            DriftDetected(group="g", severity="warning", features=("x", "y"), write_id=1, max_psi=0.12)
+        ),
         bus.publish(Promoted(group="g", target="online", rows=3)),
         bus.publish(RouteChanged(group="g", previous="virtual", route="materialized", reason="fresh")),
         bus.publish(SyncFailed(group="g", error="redis down", rows_synced=2)),
     ]
     assert seen == published
-    assert [e.id for e in seen] == sorted(e.id for e in seen if e.id is not None) and None not in [e.id for e in seen]
+    assert [e.id for e in seen] == sorted(e.id for e in seen if e.id is not None) and None not in [
+        e.id for e in seen
+    ]
     # persisted: a new registry object on the same file reads the same typed events back
     reopened = EventBus(FeatureStoreMetadata(tmp_path))
     assert reopened.history() == published
@@ -82,7 +88,9 @@ def test_concurrent_publishers_deliver_in_id_order(bus: EventBus) -> None:
     seen: list[int] = []
     bus.subscribe(lambda e: seen.append(e.id or 0))
     threads = [
-        threading.Thread(target=lambda n=n: [bus.publish(FeaturesWritten(group=f"g{n}", rows=i)) for i in range(20)])
+        threading.Thread(
+            target=lambda n=n: [bus.publish(FeaturesWritten(group=f"g{n}", rows=i)) for i in range(20)]
+        )
         for n in range(4)
     ]
     for thread in threads:

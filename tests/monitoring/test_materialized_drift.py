@@ -30,7 +30,9 @@ SCHEMA = FeatureGroupSchema(
 @pytest.fixture(scope="module")
 def months() -> dict[int, pl.DataFrame]:
     frame = pl.read_parquet(SAMPLE).unique("transaction_id", keep="first", maintain_order=True)
-    return {m: frame.filter(pl.col("transaction_ts").dt.month() == m).select(SCHEMA.columns) for m in range(1, 7)}
+    return {
+        m: frame.filter(pl.col("transaction_ts").dt.month() == m).select(SCHEMA.columns) for m in range(1, 7)
+    }
 
 
 def test_the_shifted_month_of_the_sample_data_drifts_and_earlier_months_do_not(
@@ -59,7 +61,9 @@ def test_block_leaves_the_delta_table_unchanged_and_warn_stores_the_report(
     version = DeltaTable(uri).version()
     with pytest.raises(DriftDetectedError) as info:
         store.write_features(SCHEMA.name, months[6])
-    assert isinstance(info.value.report, DriftReport) and info.value.report.reference_write_ids == (second.id,)
+    assert isinstance(info.value.report, DriftReport) and info.value.report.reference_write_ids == (
+        second.id,
+    )
     assert DeltaTable(uri).version() == version
     assert [w.id for w in store.metadata.list_writes(SCHEMA.name)] == [first.id, second.id]
     blocked = store.events.history(kind="drift_detected")

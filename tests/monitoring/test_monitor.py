@@ -17,11 +17,15 @@ from tauro_workbench.registry import FeatureStoreMetadata, WriteRecord
 from tests.monitoring.conftest import transactions
 
 
-def write(monitor: WriteMonitor, schema: FeatureGroupSchema, frame: pl.DataFrame, **kwargs: object) -> tuple[WriteRecord, DriftReport | None]:
+def write(
+    monitor: WriteMonitor, schema: FeatureGroupSchema, frame: pl.DataFrame, **kwargs: object
+) -> tuple[WriteRecord, DriftReport | None]:
     """Do what the materialized store does around a write (without the Delta table)."""
     report = monitor.before_write(schema, frame, **kwargs)  # type: ignore[arg-type]
     version = len(monitor.metadata.list_writes(schema.name))
-    record = monitor.metadata.record_write(schema.name, schema.version, mode="append", rows=frame.height, table_version=version)
+    record = monitor.metadata.record_write(
+        schema.name, schema.version, mode="append", rows=frame.height, table_version=version
+    )
     return record, monitor.after_write(schema, record, report)
 
 
@@ -29,7 +33,9 @@ def drift_events(bus: EventBus) -> list[DriftDetected]:
     return [e for e in bus.history(kind="drift_detected") if isinstance(e, DriftDetected)]
 
 
-def test_first_write_has_no_reference_and_stores_its_profile(monitor: WriteMonitor, schema: FeatureGroupSchema) -> None:
+def test_first_write_has_no_reference_and_stores_its_profile(
+    monitor: WriteMonitor, schema: FeatureGroupSchema
+) -> None:
     record, report = write(monitor, schema, transactions(1_000, seed=1))
     assert report is not None and report.verdict == "no_reference" and report.write_id == record.id
     stored = monitor.metadata.list_writes(schema.name)[-1].details
@@ -96,7 +102,9 @@ def test_ignore_stores_the_report_without_events_and_bad_gates_are_rejected(
         monitor.before_write(schema, transactions(10, seed=1), on_drift="explode")
 
 
-def test_disabled_monitoring_profiles_nothing(metadata: FeatureStoreMetadata, schema: FeatureGroupSchema, bus: EventBus) -> None:
+def test_disabled_monitoring_profiles_nothing(
+    metadata: FeatureStoreMetadata, schema: FeatureGroupSchema, bus: EventBus
+) -> None:
     monitor = WriteMonitor(metadata, DriftConfig(enabled=False), bus)
     record, report = write(monitor, schema, transactions(100, seed=1))
     assert report is None and metadata.list_writes(schema.name)[-1].details == {}
@@ -129,10 +137,14 @@ def test_pinned_write_is_the_reference_until_unpinned(
     assert after is not None and after.verdict == "ok" and after.reference.startswith("previous write")
 
 
-def test_pinned_time_window_merges_the_writes_it_overlaps(monitor: WriteMonitor, schema: FeatureGroupSchema) -> None:
+def test_pinned_time_window_merges_the_writes_it_overlaps(
+    monitor: WriteMonitor, schema: FeatureGroupSchema
+) -> None:
     january = [transactions(1_000, seed=s, start=datetime(2026, 1, 1, tzinfo=UTC), days=14) for s in (1, 2)]
     ids = [write(monitor, schema, frame)[0].id for frame in january]
-    march, _ = write(monitor, schema, transactions(1_000, seed=3, shift=0.5, start=datetime(2026, 3, 1, tzinfo=UTC)))
+    march, _ = write(
+        monitor, schema, transactions(1_000, seed=3, shift=0.5, start=datetime(2026, 3, 1, tzinfo=UTC))
+    )
     reference = monitor.pin_baseline(schema.name, start=datetime(2026, 1, 1), end=datetime(2026, 2, 1))
     assert reference.write_ids == tuple(ids) and reference.profile.rows == 2_000
     assert "2 writes" in reference.label
@@ -161,19 +173,28 @@ def test_pinned_profile_and_pinning_errors(monitor: WriteMonitor, schema: Featur
         monitor.pin_baseline(schema.name, write_id=plain.id)
 
 
-def test_drift_history_has_one_row_per_write_and_feature(monitor: WriteMonitor, schema: FeatureGroupSchema) -> None:
+def test_drift_history_has_one_row_per_write_and_feature(
+    monitor: WriteMonitor, schema: FeatureGroupSchema
+) -> None:
     ids = [write(monitor, schema, transactions(1_000, seed=s, shift=0.5 * (s == 3)))[0].id for s in (1, 2, 3)]
     history = drift_history(monitor.metadata, schema.name)
     assert history["write_id"].unique().sort().to_list() == ids[1:]  # the first write has no reference
-    assert history.filter(pl.col("write_id") == ids[2], pl.col("feature") == "amount")["verdict"].item() == "drift"
+    assert (
+        history.filter(pl.col("write_id") == ids[2], pl.col("feature") == "amount")["verdict"].item()
+        == "drift"
+    )
     assert monitor.drift_history(schema.name).equals(history)
     assert [r.write_id for r in monitor.reports(schema.name)] == ids
 
 
-def test_shifted_month_drifts_and_earlier_months_do_not(monitor: WriteMonitor, schema: FeatureGroupSchema) -> None:
+def test_shifted_month_drifts_and_earlier_months_do_not(
+    monitor: WriteMonitor, schema: FeatureGroupSchema
+) -> None:
     months = [datetime(2026, m, 1, tzinfo=UTC) for m in range(1, 5)]
     verdicts = []
     for i, start in enumerate(months):
-        frame = transactions(5_000, seed=10 + i, start=start, shift=0.5 if i == len(months) - 1 else 0.0, offset=i * 5_000)
+        frame = transactions(
+            5_000, seed=10 + i, start=start, shift=0.5 if i == len(months) - 1 else 0.0, offset=i * 5_000
+        )
         verdicts.append(write(monitor, schema, frame)[1].verdict)  # type: ignore[union-attr]
     assert verdicts == ["no_reference", "ok", "ok", "drift"]

@@ -59,10 +59,13 @@ def test_numeric_profile_matches_brute_force(values: list[float | None]) -> None
 
 def test_nan_counts_as_null_and_int_features_are_numeric() -> None:
     schema = FeatureGroupSchema(
-        "g", entity_keys=["id"], features=[FeatureSchema("x", DataType.DOUBLE), FeatureSchema("n", DataType.INT)]
+        "g",
+        entity_keys=["id"],
+        features=[FeatureSchema("x", DataType.DOUBLE), FeatureSchema("n", DataType.INT)],
     )
-    frame = pl.DataFrame({"id": [1, 2, 3], "x": [1.0, float("nan"), None], "n": [1, 2, 2]},
-                         schema_overrides={"n": pl.Int32})
+    frame = pl.DataFrame(
+        {"id": [1, 2, 3], "x": [1.0, float("nan"), None], "n": [1, 2, 2]}, schema_overrides={"n": pl.Int32}
+    )
     profile, _ = profile_frame(schema, frame)
     assert profile.feature("x").count == 1 and profile.feature("x").null_rate == pytest.approx(2 / 3)
     n = profile.feature("n")
@@ -80,8 +83,12 @@ def test_categorical_profile_counts_and_breaks_ties_by_value() -> None:
         ],
     )
     frame = pl.DataFrame(
-        {"id": range(7), "c": ["z", "y", "x", "y", "x", None, "w"], "b": [True] * 5 + [False, None],
-         "code": [7, 7, 7, 1, 1, 2, None]},
+        {
+            "id": range(7),
+            "c": ["z", "y", "x", "y", "x", None, "w"],
+            "b": [True] * 5 + [False, None],
+            "code": [7, 7, 7, 1, 1, 2, None],
+        },
         schema_overrides={"code": pl.Int32},
     )
     profile, _ = profile_frame(schema, frame, top_categories=2)
@@ -144,7 +151,9 @@ def test_observed_shares_are_measured_on_the_reference_grid() -> None:
 
 def test_profiles_round_trip_through_json() -> None:
     frame = transactions(500, seed=4)
-    frame = frame.with_columns(pl.when(pl.col("transaction_id") == 0).then(float("inf")).otherwise(pl.col("amount")).alias("amount"))
+    frame = frame.with_columns(
+        pl.when(pl.col("transaction_id") == 0).then(float("inf")).otherwise(pl.col("amount")).alias("amount")
+    )
     profile, _ = profile_frame(transactions_schema(), frame)
     text = json.dumps(profile.to_dict(), allow_nan=False)
     assert GroupProfile.from_dict(json.loads(text)) == profile

@@ -64,7 +64,9 @@ def user_rows(schema: FeatureGroupSchema, rows: Sequence[tuple[object, ...]]) ->
     """Build a validated frame of ``(user_id, [ts], [created], age, score, city)`` tuples."""
     columns = schema.columns
     data = {c: [r[i] for r in rows] for i, c in enumerate(columns)}
-    return schema.validate(pl.DataFrame(data, schema={c: schema.polars_schema().get(c, pl.Int64) for c in columns}))
+    return schema.validate(
+        pl.DataFrame(data, schema={c: schema.polars_schema().get(c, pl.Int64) for c in columns})
+    )
 
 
 def at(seconds: float) -> datetime:

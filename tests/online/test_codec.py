@@ -45,7 +45,9 @@ def test_vectorized_keys_equal_scalar_keys(rows: list[tuple[int, str, date]]) ->
     frame = pl.DataFrame(rows, schema={"i": pl.Int64, "s": pl.String, "d": pl.Date}, orient="row")
     for columns in (["i"], ["s"], ["d"], ["i", "s", "d"], ["s", "s"]):
         got = frame.select(entity_key_expr(frame.schema, columns).alias("k")).get_column("k").to_list()
-        assert got == [encode_entity([row[["i", "s", "d"].index(c)] for c in columns], columns) for row in rows]
+        assert got == [
+            encode_entity([row[["i", "s", "d"].index(c)] for c in columns], columns) for row in rows
+        ]
 
 
 def test_one_and_the_string_one_are_different_keys() -> None:
@@ -73,7 +75,10 @@ TYPES: dict[str, st.SearchStrategy[Any]] = {
     "ARRAY<DATE>": st.lists(st.dates(), max_size=3),
     "MAP<STRING,DECIMAL(5,2)>": st.lists(
         st.fixed_dictionaries(
-            {"key": st.text(max_size=3), "value": st.decimals(-999, 999, places=2, allow_nan=False) | st.none()}
+            {
+                "key": st.text(max_size=3),
+                "value": st.decimals(-999, 999, places=2, allow_nan=False) | st.none(),
+            }
         ),
         max_size=3,
     ),
@@ -109,7 +114,10 @@ def _same(a: Any, b: Any) -> bool:
 @given(st.lists(st.tuples(*(st.none() | s for s in TYPES.values())), min_size=1, max_size=5))
 def test_values_round_trip_exactly(rows: list[tuple[Any, ...]]) -> None:
     """Oracle: the row as Polars itself gives it back (to_dicts) from the validated frame."""
-    data: dict[str, Any] = {"id": list(range(len(rows))), "ts": [datetime(2024, 1, 1, tzinfo=UTC)] * len(rows)}
+    data: dict[str, Any] = {
+        "id": list(range(len(rows))),
+        "ts": [datetime(2024, 1, 1, tzinfo=UTC)] * len(rows),
+    }
     for i in range(len(TYPES)):
         data[f"f{i}"] = [r[i] for r in rows]
     frame = SCHEMA.validate(pl.DataFrame(data, schema={"id": pl.Int64, **SCHEMA.polars_schema()}))

@@ -17,7 +17,9 @@ from tests.online.conftest import at, user_rows, user_schema
 
 def test_latest_row_per_entity_wins_within_a_write(online_store: OnlineStore) -> None:
     schema = user_schema()
-    frame = user_rows(schema, [(1, at(-30), 30, 0.3, "c"), (1, at(-10), 10, 0.1, "a"), (2, at(-20), 20, 0.2, "b")])
+    frame = user_rows(
+        schema, [(1, at(-30), 30, 0.3, "c"), (1, at(-10), 10, 0.1, "a"), (2, at(-20), 20, 0.2, "b")]
+    )
     result = online_store.write(schema, frame)
     assert (result.entities, result.applied) == (2, 2)
     assert online_store.read(schema, [(1,), (2,)], ["age", "city"]) == [(10, "a"), (20, "b")]
@@ -66,13 +68,21 @@ def test_groups_without_event_time_keep_the_last_write(online_store: OnlineStore
 def test_missing_entities_and_other_key_types_read_as_null(online_store: OnlineStore) -> None:
     schema = user_schema()
     online_store.write(schema, user_rows(schema, [(1, at(-10), 10, None, None)]))
-    assert online_store.read(schema, [(1,), ("1",), (2,)], ["age", "score", "city"]) == [(10, None, None), None, None]
+    assert online_store.read(schema, [(1,), ("1",), (2,)], ["age", "score", "city"]) == [
+        (10, None, None),
+        None,
+        None,
+    ]
     assert online_store.read(schema, [], ["age"]) == []
 
 
 def test_values_past_the_ttl_read_as_null(online_store: OnlineStore) -> None:
     schema = user_schema(ttl="1h")
-    rows = [(1, at(-7200), 1, 0.1, "stale"), (2, at(-60), 2, 0.2, "fresh"), (3, at(-3600 + 1.5), 3, 0.3, "ageing")]
+    rows = [
+        (1, at(-7200), 1, 0.1, "stale"),
+        (2, at(-60), 2, 0.2, "fresh"),
+        (3, at(-3600 + 1.5), 3, 0.3, "ageing"),
+    ]
     online_store.write(schema, user_rows(schema, rows))
     assert online_store.read(schema, [(1,), (2,), (3,)], ["city"]) == [None, ("fresh",), ("ageing",)]
     time.sleep(1.6)
@@ -145,7 +155,9 @@ def test_concurrent_out_of_order_writers_end_with_the_newest_value(
     def writer(chunk: list[tuple[int, int, int]]) -> None:
         barrier.wait()
         for entity, second, value in chunk:  # one write per row: maximal interleaving
-            online_store.write(schema, user_rows(schema, [(entity, base + timedelta(seconds=second), value, None, None)]))
+            online_store.write(
+                schema, user_rows(schema, [(entity, base + timedelta(seconds=second), value, None, None)])
+            )
 
     workers = [threading.Thread(target=writer, args=(c,)) for c in chunks]
     for w in workers:

@@ -31,9 +31,17 @@ ORDERS = FeatureGroupSchema(
 )
 
 
-def make_store(tmp_path: Path, online: dict[str, Any] | None = None, **options: Any) -> MaterializedFeatureStore:
-    config = {"enable_online_store": True, "online_store": online or {"type": "memory"}, "drift": {"enabled": False},
-              "max_retries": 2, "retry_backoff_ms": 10, **options}
+def make_store(
+    tmp_path: Path, online: dict[str, Any] | None = None, **options: Any
+) -> MaterializedFeatureStore:
+    config = {
+        "enable_online_store": True,
+        "online_store": online or {"type": "memory"},
+        "drift": {"enabled": False},
+        "max_retries": 2,
+        "retry_backoff_ms": 10,
+        **options,
+    }
     store = MaterializedFeatureStore(storage_path=tmp_path, config=config)
     store.register_features(user_schema())
     store.register_features(ORDERS)
@@ -43,8 +51,13 @@ def make_store(tmp_path: Path, online: dict[str, Any] | None = None, **options: 
 def users(rows: list[tuple[int, float, int, float | None, str | None]]) -> pl.DataFrame:
     """Rows of ``(user_id, seconds from now, age, score, city)``."""
     return pl.DataFrame(
-        {"user_id": [r[0] for r in rows], "ts": [at(r[1]) for r in rows], "age": [r[2] for r in rows],
-         "score": [r[3] for r in rows], "city": [r[4] for r in rows]},
+        {
+            "user_id": [r[0] for r in rows],
+            "ts": [at(r[1]) for r in rows],
+            "age": [r[2] for r in rows],
+            "score": [r[3] for r in rows],
+            "city": [r[4] for r in rows],
+        },
         schema_overrides={"age": pl.Int32, "score": pl.Float64, "city": pl.String},
     )
 
@@ -55,23 +68,43 @@ def synced(request: pytest.FixtureRequest, tmp_path: Path) -> MaterializedFeatur
     online: dict[str, Any] = {"type": "memory"}
     if request.param == "redis":
         server = request.getfixturevalue("redis_server")
-        online = {"type": "redis", "url": server.url, "key_prefix": f"t{abs(hash(str(tmp_path)))}", "batch_size": 2}
+        online = {
+            "type": "redis",
+            "url": server.url,
+            "key_prefix": f"t{abs(hash(str(tmp_path)))}",
+            "batch_size": 2,
+        }
     return make_store(tmp_path, online, sync_to_online=True)
 
 
 def test_writes_sync_and_reads_return_typed_values(synced: MaterializedFeatureStore) -> None:
-    record = synced.write_features("user", users([(1, -30, 30, 0.3, "old"), (1, -10, 10, None, "new"), (2, -5, 20, 2.0, "b")]))
-    synced.write_features("orders", pl.DataFrame({"user_id": [2], "ts": [at(-1)], "total": ["12.50"],
-                                                  "last_day": [date(2024, 1, 2)]}).with_columns(pl.col("total").cast(pl.Decimal(10, 2))))
-    assert synced.metadata.list_writes("user")[-1].details["online"] == {"status": "ok", "entities": 2, "applied": 2}
+    record = synced.write_features(
+        "user", users([(1, -30, 30, 0.3, "old"), (1, -10, 10, None, "new"), (2, -5, 20, 2.0, "b")])
+    )
+    synced.write_features(
+        "orders",
+        pl.DataFrame(
+            {"user_id": [2], "ts": [at(-1)], "total": ["12.50"], "last_day": [date(2024, 1, 2)]}
+        ).with_columns(pl.col("total").cast(pl.Decimal(10, 2))),
+    )
+    assert synced.metadata.list_writes("user")[-1].details["online"] == {
+        "status": "ok",
+        "entities": 2,
+        "applied": 2,
+    }
     assert record.rows == 3
-    assert synced.get_online_features(["user.city", "score"], {"user_id": 1}) == {"city": "new", "score": None}
+    assert synced.get_online_features(["user.city", "score"], {"user_id": 1}) == {
+        "city": "new",
+        "score": None,
+    }
     frame = synced.get_online_features(["orders.total", "user.age", "city"], {"user_id": [2, 3, 1]})
     assert isinstance(frame, pl.DataFrame)
     assert frame.columns == ["user_id", "total", "age", "city"]
     assert frame.schema["total"] == pl.Decimal(10, 2) and frame.schema["age"] == pl.Int32
     assert frame.rows() == [(2, pytest.approx(12.5), 20, "b"), (3, None, None, None), (1, None, 10, "new")]
-    full = synced.get_online_features(["user.age", "orders.last_day"], {"user_id": 2}, full_feature_names=True)
+    full = synced.get_online_features(
+        ["user.age", "orders.last_day"], {"user_id": 2}, full_feature_names=True
+    )
     assert full == {"user__age": 20, "orders__last_day": date(2024, 1, 2)}
 
 
@@ -104,7 +137,10 @@ def test_materialize_online_is_incremental_and_ranged_syncs_keep_the_watermark(t
     store.write_features("user", users([(4, -3600, 4, 0.4, "d"), (5, -5, 5, 0.5, "e")]))
     ranged = store.materialize_online("user", start=at(-7200), end=at(-600))
     assert (ranged.rows, ranged.watermark) == (1, None)
-    assert store.get_online_features(["user.city"], {"user_id": [4, 5]}).get_column("city").to_list() == ["d", None]  # type: ignore[union-attr]
+    assert store.get_online_features(["user.city"], {"user_id": [4, 5]}).get_column("city").to_list() == [
+        "d",
+        None,
+    ]  # type: ignore[union-attr]
     assert store.materialize_online("user").rows == 2
 
 
@@ -149,8 +185,9 @@ def test_the_online_store_must_be_enabled(tmp_path: Path) -> None:
 def test_redis_down_keeps_the_offline_write_and_a_rerun_completes_the_sync(
     tmp_path: Path, own_redis: RedisServer
 ) -> None:
-    store = make_store(tmp_path, {"type": "redis", "url": own_redis.url, "socket_timeout_seconds": 1},
-                       sync_to_online=True)
+    store = make_store(
+        tmp_path, {"type": "redis", "url": own_redis.url, "socket_timeout_seconds": 1}, sync_to_online=True
+    )
     failures: list[Any] = []
     store.events.subscribe(failures.append, kinds=["sync_failed"])
     store.write_features("user", users([(1, -50, 1, 0.1, "a")]))
@@ -164,7 +201,10 @@ def test_redis_down_keeps_the_offline_write_and_a_rerun_completes_the_sync(
     own_redis.start()  # empty: it runs without persistence
     report = store.materialize_online("user")
     assert (report.full, report.entities) == (True, 2)
-    assert store.get_online_features(["city"], {"user_id": [1, 2]}).get_column("city").to_list() == ["newer", "b"]  # type: ignore[union-attr]
+    assert store.get_online_features(["city"], {"user_id": [1, 2]}).get_column("city").to_list() == [
+        "newer",
+        "b",
+    ]  # type: ignore[union-attr]
     assert store.materialize_online("user").rows == 0
 
 
