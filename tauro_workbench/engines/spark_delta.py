@@ -9,9 +9,13 @@ index is the row's position in the persisted Spark result (partition offsets fro
 count job). The commit uses no retries: if another writer commits first, the written files are
 deleted and a FeatureMaterializationError asks to run again.
 
+After the commit the write is recorded, ``FeaturesWritten`` is published and, with
+``sync_to_online``, the new rows are synced online from the watermark.
+
 Limits (documented): key/time nulls are checked with one Spark aggregate, but ``metadata``
-constraints (min, max, allowed values) are not checked on this path; date-partitioned tables
-(``partition_by_date``) are not supported here (use the driver path).
+constraints (min, max, allowed values) are not checked on this path and writes are not profiled
+for drift; date-partitioned tables (``partition_by_date``) are not supported here (use the
+driver path).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from tauro_workbench.exceptions import FeatureMaterializationError, SchemaValidationError
+from tauro_workbench.monitoring.events import FeaturesWritten
 from tauro_workbench.stores.offline_table import DATE_COLUMN, SEQ_COLUMN
 
 if TYPE_CHECKING:
@@ -140,6 +145,19 @@ def write_group_with_spark(
         table_version=number,
         details={"format": "delta", "seconds": round(seconds, 6), "engine": "spark", "files": len(actions)},
     )
+    target.events.publish(
+        FeaturesWritten(
+            group=schema.name,
+            version=schema.version,
+            rows=rows,
+            mode=mode,
+            table_version=number,
+            write_id=record.id,
+        )
+    )
+    if target.config.sync_to_online:
+        # incremental from the sync watermark: only the rows of this commit are read back
+        target.materialize_online(schema.name)
     logger.info(
         "spark {} {} rows to {} v{} (table version {}, {:.3f} s)",
         mode,

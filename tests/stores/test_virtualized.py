@@ -146,9 +146,21 @@ def test_hostile_entity_ids_are_values(store: VirtualizedFeatureStore) -> None:
 
 
 def test_parity_with_the_materialized_store(store: VirtualizedFeatureStore, tmp_path: Path) -> None:
-    target = MaterializedFeatureStore(storage_path=tmp_path / "repo", metadata=store.metadata)
+    target = MaterializedFeatureStore(
+        storage_path=tmp_path / "repo",
+        metadata=store.metadata,
+        config={"enable_online_store": True, "sync_to_online": True},
+    )
+    written: list[Any] = []
+    target.events.subscribe(written.append, kinds=["features_written"])
     record = store.materialize("spend", target)
     assert record.rows == TX.height
+    assert [(e.write_id, e.rows) for e in written] == [(record.id, TX.height)]
+    if store.executor.name == "spark":  # committed by delta-rs, then synced from the watermark
+        synced = target.metadata.find_document("online_sync", "spend")
+        assert synced is not None and synced["status"] == "ok"
+    else:  # written through write_features, synced on write
+        assert target.metadata.list_writes("spend")[-1].details["online"]["status"] == "ok"
     entity = pl.DataFrame({"user_id": [3, 1, 2, 5], "t": [T0 + timedelta(days=d) for d in (9, 2, 1, 1)]})
     for pit in (None, T0 + timedelta(days=2)):
         v = store.get_features(
