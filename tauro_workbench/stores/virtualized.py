@@ -22,7 +22,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,23 +33,9 @@ from tauro_workbench.config import FeatureStoreConfig
 from tauro_workbench.dtypes import TypeSpec, can_cast_losslessly
 from tauro_workbench.engines.base import QueryExecutor, QueryResult, strip_context
 from tauro_workbench.engines.pit import PointInTimeSpec, point_in_time_join
-from tauro_workbench.engines.sql_dialect import (
-    check_dialect,
-    parse_query,
-    quote,
-    referenced_tables,
-    transpile,
-)
-from tauro_workbench.engines.sql_pushdown import (
-    RowFilter,
-    entity_filter,
-    output_condition,
-    push_filters,
-    time_filter,
-)
+from tauro_workbench.engines.sql_dialect import check_dialect, parse_query, referenced_tables
 from tauro_workbench.exceptions import (
     FeatureMaterializationError,
-    FeatureNotFoundError,
     PointInTimeError,
     VirtualizationQueryError,
 )
@@ -67,61 +52,22 @@ from tauro_workbench.stores.base import BaseFeatureStore, HealthReport
 from tauro_workbench.stores.latest_values import GroupRead, apply_ttl, latest_values
 from tauro_workbench.stores.offline_table import SEQ_COLUMN
 from tauro_workbench.stores.result_cache import ResultCache, frame_digest
+from tauro_workbench.stores.virtual_sql import (
+    DOCUMENT_KIND,
+    IDS_TOKEN,
+    LOWER_PARAM,
+    UPPER_PARAM,
+    WHOLE_GROUP,
+    Bounds,
+    GroupPlan,
+    VirtualDefinition,
+    build_group_plan,
+)
 
 if TYPE_CHECKING:
     from tauro_workbench.stores.materialized import MaterializedFeatureStore
 
 __all__ = ["VirtualDefinition", "VirtualizedFeatureStore"]
-
-DOCUMENT_KIND = "virtual_definition"
-WHOLE_GROUP = "*"
-# stands for the per-call entity-id relation in cached plans (replaced by its real name)
-_IDS_TOKEN = f"tauro_ids_{uuid.uuid4().hex}"
-
-
-@dataclass(frozen=True)
-class _Bounds:
-    """Which filters a read needs: entity ids, a lower and an upper event-time bound."""
-
-    ids: bool
-    lower: bool
-    upper: bool
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """A group query with its filters, and per query whether they were pushed all the way in."""
-
-    sql: str
-    pushed: tuple[bool, ...]
-
-
-@dataclass(frozen=True)
-class VirtualDefinition:
-    """A group's SQL: ``queries`` maps a feature (or ``"*"`` for the whole group) to a query."""
-
-    group: str
-    version: int
-    dialect: str
-    queries: dict[str, str]
-    sources: tuple[str, ...]
-
-    def to_document(self) -> dict[str, Any]:
-        """Return the registry document."""
-        return {
-            "group": self.group,
-            "version": self.version,
-            "dialect": self.dialect,
-            "queries": dict(self.queries),
-            "sources": list(self.sources),
-        }
-
-    @classmethod
-    def from_document(cls, doc: Mapping[str, Any]) -> VirtualDefinition:
-        """Rebuild a definition from its registry document."""
-        return cls(
-            doc["group"], int(doc["version"]), doc["dialect"], dict(doc["queries"]), tuple(doc["sources"])
-        )
 
 
 def _build_executor(
@@ -180,7 +126,7 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         mb = self.config.materialized.cache_size_mb if self.config.virtualized.enable_caching else 0
         self.cache = ResultCache(mb * 1024 * 1024)
         self._schemas: dict[tuple[str, int, str], pl.Schema] = {}
-        self._plans: dict[tuple[Any, ...], _Plan] = {}
+        self._plans: dict[tuple[Any, ...], GroupPlan] = {}
 
     # -- definitions ----------------------------------------------------------------------
     def add_source(self, name: str, location: str, **options: Any) -> Any:
@@ -295,85 +241,24 @@ class VirtualizedFeatureStore(BaseFeatureStore):
     # -- SQL building ---------------------------------------------------------------------
     def group_sql(self, schema: FeatureGroupSchema, features: Sequence[str] | None = None) -> str:
         """Return the group's query in the executor's dialect: keys, times, then ``features``."""
-        return self._plan(schema, features, _Bounds(False, False, False)).sql
+        return self._plan(schema, features, Bounds(False, False, False)).sql
 
-    def _plan(self, schema: FeatureGroupSchema, features: Sequence[str] | None, bounds: _Bounds) -> _Plan:
-        """Return the group's query with the requested filters pushed in (cached per shape).
-
-        Each per-feature query gets the filters pushed toward its sources where that is provably
-        equivalent (:mod:`tauro_workbench.engines.sql_pushdown`); a query where it is not gets
-        the filters on its output. Filtering each side on the join columns before the full
-        outer join equals filtering after it, so no filter is needed on the joined result.
-        """
+    def _plan(self, schema: FeatureGroupSchema, features: Sequence[str] | None, bounds: Bounds) -> GroupPlan:
+        """Return the group's query with the requested filters pushed in (cached per shape)."""
         definition = self.get_definition(schema.name)
-        wanted = (
-            list(features)
-            if features is not None
-            else [f for f in schema.feature_names if self._defined(definition, f)]
-        )
         key = (
             schema.name,
             schema.version,
             definition.dialect,
             tuple(sorted(definition.queries.items())),
-            tuple(wanted),
+            None if features is None else tuple(features),
             bounds,
         )
         plan = self._plans.get(key)
-        if plan is not None:
-            return plan
-        for feature in wanted:
-            if not self._defined(definition, feature):
-                raise FeatureNotFoundError(
-                    f"{schema.name}.{feature}",
-                    candidates=[
-                        f"{schema.name}.{f}" for f in schema.feature_names if self._defined(definition, f)
-                    ],
-                    reason=f"Feature {schema.name}.{feature} has no virtual definition.",
-                )
-        dialect = self.executor.dialect
-        join_cols = [*schema.entity_keys, *schema.time_columns]
-        q = lambda c: quote(c, dialect)  # noqa: E731
-        if WHOLE_GROUP in definition.queries:
-            parts = [(definition.queries[WHOLE_GROUP], wanted)]
-        else:
-            parts = [(definition.queries[f], [f]) for f in wanted]
-        filters = self._filters(schema, bounds)
-        subqueries, pushed = [], []
-        for i, (sql, cols) in enumerate(parts):
-            if filters:
-                text, outer = push_filters(sql, filters, read=definition.dialect, write=dialect)
-            else:
-                text, outer = transpile(sql, read=definition.dialect, write=dialect), []
-            pushed.append(not outer)
-            where = f" WHERE {output_condition(outer, f'_s{i}', dialect)}" if outer else ""
-            subqueries.append(
-                f"(SELECT {', '.join(q(c) for c in [*join_cols, *cols])} FROM ({text}) AS _s{i}{where}) AS _q{i}"
-            )
-        body = subqueries[0]
-        for sub in subqueries[1:]:
-            body += f" FULL OUTER JOIN {sub} USING ({', '.join(q(c) for c in join_cols)})"
-        plan = _Plan(f"SELECT {', '.join(q(c) for c in [*join_cols, *wanted])} FROM {body}", tuple(pushed))
-        self._plans[key] = plan
+        if plan is None:
+            plan = build_group_plan(schema, definition, features, bounds, dialect=self.executor.dialect)
+            self._plans[key] = plan
         return plan
-
-    def _filters(self, schema: FeatureGroupSchema, bounds: _Bounds) -> list[RowFilter]:
-        filters = []
-        if bounds.ids:
-            filters.append(entity_filter(schema.entity_keys, _IDS_TOKEN))
-        if schema.timestamp_key is not None and (bounds.lower or bounds.upper):
-            filters.append(
-                time_filter(
-                    schema.timestamp_key,
-                    lower="tauro_lower" if bounds.lower else None,
-                    upper="tauro_upper" if bounds.upper else None,
-                )
-            )
-        return filters
-
-    @staticmethod
-    def _defined(definition: VirtualDefinition, feature: str) -> bool:
-        return WHOLE_GROUP in definition.queries or feature in definition.queries
 
     def _pushdown(
         self,
@@ -384,7 +269,7 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         upper: datetime | None,
     ) -> tuple[str, dict[str, Any], dict[str, pl.DataFrame]]:
         """Return the filtered group query, its bound time limits and the ids relation."""
-        bounds = _Bounds(
+        bounds = Bounds(
             ids is not None,
             lower is not None and schema.timestamp_key is not None,
             upper is not None and schema.timestamp_key is not None,
@@ -393,15 +278,15 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         params: dict[str, Any] = {}
         frames: dict[str, pl.DataFrame] = {}
         if bounds.lower:
-            params["tauro_lower"] = lower
+            params[LOWER_PARAM] = lower
         if bounds.upper:
-            params["tauro_upper"] = upper
+            params[UPPER_PARAM] = upper
         if ids is not None:
             # a fresh name per call: Spark's temporary views are shared by concurrent readers
             name = f"tauro_ids_{uuid.uuid4().hex}"
             # duplicates are harmless: the ids are only ever used as a semi-join (IN / EXISTS)
             frames[name] = self._typed_ids(schema, ids.select(schema.entity_keys))
-            sql = sql.replace(_IDS_TOKEN, name)
+            sql = sql.replace(IDS_TOKEN, name)
         return sql, params, frames
 
     def _result_schema(self, schema: FeatureGroupSchema, sql: str) -> pl.Schema:

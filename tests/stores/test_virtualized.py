@@ -21,6 +21,7 @@ from tauro_workbench.exceptions import (
     VirtualizationQueryError,
 )
 from tauro_workbench.stores.materialized import MaterializedFeatureStore
+from tauro_workbench.stores.virtual_sql import Bounds, build_group_plan
 from tauro_workbench.stores.virtualized import VirtualizedFeatureStore
 from tests.pit_oracle import oracle_point_in_time
 
@@ -261,14 +262,15 @@ def test_historical_property_against_the_oracle(
 def test_entity_filter_is_pushed_into_the_aggregation_when_safe(
     store: VirtualizedFeatureStore, sql: str, pushed: bool
 ) -> None:
-    from tauro_workbench.stores.virtualized import _Bounds
-
     schema = FeatureGroupSchema(
         "counts", entity_keys=["user_id"], features=[FeatureSchema("n", "BIGINT", "NUMERICAL")]
     )
     store.register_features(schema)
     store.define_virtual_features("counts", sql)
-    plan = store._plan(schema, None, _Bounds(ids=True, lower=False, upper=False))
+    bounds = Bounds(ids=True, lower=False, upper=False)
+    plan = build_group_plan(
+        schema, store.get_definition("counts"), None, bounds, dialect=store.executor.dialect
+    )
     assert plan.pushed == (pushed,)
     everything = dict(store.compute_group("counts").rows())
     out = store.get_features(["counts.n"], entity_ids={"user_id": [3, 9, 1, 3]}).collect()
