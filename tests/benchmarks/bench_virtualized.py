@@ -87,8 +87,12 @@ def _per_row_data(folder: Path, rows: int) -> Path:
 def run(scale: str) -> list[Measurement]:
     # first, so the child processes do not share the machine with this process's Spark session
     materialized = _materialize_measurement(MATERIALIZE_ROWS[scale])
-    rows, users = SIZES[scale]
-    folder = Path(tempfile.mkdtemp(prefix="bench_virtualized_"))
+    with tempfile.TemporaryDirectory(prefix="bench_virtualized_") as tmp:
+        return [*_read_measurements(Path(tmp), *SIZES[scale]), materialized]
+
+
+def _read_measurements(folder: Path, rows: int, users: int) -> list[Measurement]:
+    """get_features with an entity filter vs hand-written DuckDB; a whole group on Spark vs DuckDB."""
     path = _data(folder, rows, users)
     ids = list(range(0, users, users // 1000))[:1000]
     store = _store(folder, DuckDBQueryExecutor(sources={"silver.tx": str(path)}))
@@ -135,7 +139,6 @@ def run(scale: str) -> list[Measurement]:
             extra={"spark_s": spark_s, "duckdb_s": duck_s},
         )
     )
-    results.append(materialized)
     return results
 
 
@@ -176,7 +179,7 @@ def _materialize_child(engine: str, source: str, folder: str) -> dict[str, Any]:
 
         from tauro_workbench.engines.spark import SparkQueryExecutor
 
-        # the settings of tests/conftest.py's session fixture
+        # the settings of tests/conftest.py's session fixture, without the console progress bar
         spark = (
             SparkSession.builder.master("local[2]")
             .appName("bench-virtualized-materialize")
@@ -185,6 +188,7 @@ def _materialize_child(engine: str, source: str, folder: str) -> dict[str, Any]:
             .config("spark.driver.bindAddress", "127.0.0.1")
             .config("spark.driver.host", "127.0.0.1")
             .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.ui.showConsoleProgress", "false")
             .getOrCreate()
         )
         spark.sql("SELECT 1").collect()  # the first job's start-up is not materialize's cost
@@ -216,7 +220,7 @@ def _materialize_measurement(rows: int) -> Measurement:
     """Materialize ``rows`` per-row results on Spark and on DuckDB, each in its own process."""
     with tempfile.TemporaryDirectory(prefix="bench_virtualized_materialize_") as tmp:
         source = str(_per_row_data(Path(tmp), rows))
-        outcomes = {}
+        outcomes: dict[str, dict[str, Any]] = {}
         for engine in ("spark", "duckdb"):
             child = run_isolated(_materialize_child, engine, source, str(Path(tmp) / engine))
             outcome = child["result"]
@@ -228,7 +232,7 @@ def _materialize_measurement(rows: int) -> Measurement:
                 "python_peak_mb": round(child["peak_mb"], 1),
                 "python_peak_before_materialize_mb": round(outcome["python_peak_before_mb"], 1),
                 **({"files": outcome["files"]} if outcome["files"] else {}),
-                **({"jvm_peak_mb": outcome["jvm_peak_mb"]} if engine == "spark" else {}),
+                **({"jvm_peak_mb": round(outcome["jvm_peak_mb"], 1)} if outcome.get("jvm_peak_mb") else {}),
             }
             print(f"  materialize {rows:,} rows via {engine}: {outcomes[engine]}", flush=True)
     return Measurement(
