@@ -40,8 +40,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -55,6 +53,7 @@ from tauro_workbench.exceptions import (
     FeatureRegistryError,
     MetadataError,
 )
+from tauro_workbench.history import EventRecord, HistoryMixin, WriteRecord, now_utc, stamp
 from tauro_workbench.lineage import LineageMixin, require_text
 from tauro_workbench.retry import RetryPolicy
 from tauro_workbench.schema import FeatureGroupSchema, FeatureSchema
@@ -91,63 +90,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _to_utc(value: datetime) -> datetime:
-    """Return ``value`` in UTC; naive datetimes are taken as UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _stamp(value: datetime) -> str:
-    # One fixed-width UTC format, so text order is time order (MAX / ORDER BY on the column).
-    return _to_utc(value).isoformat(timespec="microseconds")
-
-
-def _parse_time(text: str) -> datetime:
-    return _to_utc(datetime.fromisoformat(text))
-
-
-@dataclass(frozen=True)
-class WriteRecord:
-    """One data write to a feature group, as recorded in the registry."""
-
-    id: int
-    group: str
-    version: int
-    mode: str
-    rows: int
-    table_version: int | None
-    written_at: datetime
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    """One persisted event."""
-
-    id: int
-    kind: str
-    group: str | None
-    payload: dict[str, Any]
-    created_at: datetime
-
-
-def _write_record(row: sqlite3.Row) -> WriteRecord:
-    return WriteRecord(
-        int(row["id"]),
-        row["group_name"],
-        int(row["version"]),
-        row["mode"],
-        int(row["rows"]),
-        row["table_version"],
-        _parse_time(row["written_at"]),
-        json.loads(row["details"]),
-    )
-
-
-class FeatureStoreMetadata(LineageMixin):
+class FeatureStoreMetadata(LineageMixin, HistoryMixin):
     """The registry of feature groups, lineage, writes, events and documents.
 
     Args:
@@ -329,7 +272,7 @@ class FeatureStoreMetadata(LineageMixin):
                 )
             conn.execute(
                 "INSERT INTO feature_groups VALUES (?, ?, ?, ?, ?)",
-                (schema.name, schema.version, schema.to_json(), fingerprint, _stamp(_now())),
+                (schema.name, schema.version, schema.to_json(), fingerprint, stamp(now_utc())),
             )
             return True
 
@@ -455,143 +398,6 @@ class FeatureStoreMetadata(LineageMixin):
             "deleted feature group {} ({})", name, "all versions" if version is None else f"v{version}"
         )
 
-    # -- write history --------------------------------------------------------------------
-    def record_write(
-        self,
-        group: str,
-        version: int,
-        *,
-        mode: str,
-        rows: int,
-        table_version: int | None = None,
-        details: dict[str, Any] | None = None,
-        written_at: datetime | None = None,
-    ) -> WriteRecord:
-        """Record a data write to ``group`` v``version`` and return the record (with its id).
-
-        ``written_at`` defaults to now; naive datetimes are taken as UTC. ``details`` is stored
-        as JSON (values JSON cannot hold are stored as their ``str``).
-
-        Example:
-            >>> metadata.record_write("users", 1, mode="append", rows=100)  # doctest: +SKIP
-        """
-        when = _to_utc(written_at or _now())
-        text = json.dumps(details or {}, default=str)
-
-        def insert(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "INSERT INTO writes (group_name, version, mode, rows, table_version, written_at, details) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (group, version, mode, rows, table_version, _stamp(when), text),
-            )
-            return int(cur.lastrowid or 0)
-
-        write_id = self._run(insert, what=f"record write to {group}")
-        return WriteRecord(write_id, group, version, mode, rows, table_version, when, json.loads(text))
-
-    def update_write(self, write_id: int, details: dict[str, Any]) -> None:
-        """Merge ``details`` into the details of write ``write_id``.
-
-        Raises:
-            MetadataError: If no write has that id.
-        """
-
-        def update(conn: sqlite3.Connection) -> None:
-            row = conn.execute("SELECT details FROM writes WHERE id=?", (write_id,)).fetchone()
-            if row is None:
-                raise MetadataError(
-                    f"No write with id {write_id} in the registry {self.location!r}.",
-                    hint="Use the id of a WriteRecord returned by record_write or list_writes.",
-                )
-            merged = {**json.loads(row["details"]), **details}
-            conn.execute(
-                "UPDATE writes SET details=? WHERE id=?", (json.dumps(merged, default=str), write_id)
-            )
-
-        self._run(update, what=f"update write {write_id}")
-
-    def list_writes(
-        self, group: str, version: int | None = None, *, limit: int | None = None
-    ) -> list[WriteRecord]:
-        """Return the writes of ``group`` (one version, or all), oldest first (newest ``limit``)."""
-        sql = "SELECT * FROM writes WHERE group_name=?"
-        args: list[Any] = [group]
-        if version is not None:
-            sql += " AND version=?"
-            args.append(version)
-        sql += " ORDER BY id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        rows = self._run(
-            lambda c: c.execute(sql, args).fetchall(), what=f"list writes of {group}", write=False
-        )
-        return [_write_record(r) for r in reversed(rows)]
-
-    def get_last_updated(self, group_name: str, version: int | None = None) -> datetime | None:
-        """Return when data was last written to the group (UTC), or None if never.
-
-        This is the latest ``written_at`` of the write history, not the registration time.
-        """
-        sql = "SELECT MAX(written_at) FROM writes WHERE group_name=?"
-        args: list[Any] = [group_name]
-        if version is not None:
-            sql += " AND version=?"
-            args.append(version)
-        row = self._run(
-            lambda c: c.execute(sql, args).fetchone(), what=f"last update of {group_name}", write=False
-        )
-        return None if row[0] is None else _parse_time(row[0])
-
-    # -- events ---------------------------------------------------------------------------
-    def record_event(self, kind: str, payload: dict[str, Any], *, group: str | None = None) -> EventRecord:
-        """Persist an event and return it with its id (ids increase in commit order)."""
-        when = _now()
-        text = json.dumps(payload, default=str)
-
-        def insert(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "INSERT INTO events (kind, group_name, payload, created_at) VALUES (?, ?, ?, ?)",
-                (kind, group, text, _stamp(when)),
-            )
-            return int(cur.lastrowid or 0)
-
-        event_id = self._run(insert, what=f"record event {kind}")
-        return EventRecord(event_id, kind, group, json.loads(text), when)
-
-    def list_events(
-        self,
-        *,
-        kind: str | None = None,
-        group: str | None = None,
-        after_id: int = 0,
-        limit: int | None = None,
-    ) -> list[EventRecord]:
-        """Return persisted events in id order, optionally filtered (``after_id`` to poll)."""
-        sql = "SELECT * FROM events WHERE id > ?"
-        args: list[Any] = [after_id]
-        if kind is not None:
-            sql += " AND kind=?"
-            args.append(kind)
-        if group is not None:
-            sql += " AND group_name=?"
-            args.append(group)
-        sql += " ORDER BY id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
-        rows = self._run(lambda c: c.execute(sql, args).fetchall(), what="list events", write=False)
-        return [
-            EventRecord(
-                int(r["id"]),
-                r["kind"],
-                r["group_name"],
-                json.loads(r["payload"]),
-                _parse_time(r["created_at"]),
-            )
-            for r in rows
-        ]
-
     # -- documents ------------------------------------------------------------------------
     def put_document(self, kind: str, name: str, payload: dict[str, Any]) -> None:
         """Store (or replace) a named JSON document such as a source or a virtual definition.
@@ -606,7 +412,7 @@ class FeatureStoreMetadata(LineageMixin):
             lambda c: c.execute(
                 "INSERT INTO documents VALUES (?, ?, ?, ?) ON CONFLICT (kind, name) "
                 "DO UPDATE SET payload=excluded.payload, updated_at=excluded.updated_at",
-                (kind, name, text, _stamp(_now())),
+                (kind, name, text, stamp(now_utc())),
             ),
             what=f"store {kind} {name}",
         )
