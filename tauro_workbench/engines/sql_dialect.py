@@ -121,8 +121,3 @@ def transpile(sql: str, *, read: str, write: str) -> str:
 def quote(identifier: str, dialect: str) -> str:
     """Quote a validated identifier for ``dialect``."""
     return exp.to_identifier(identifier, quoted=True).sql(dialect=dialect)
-
-
-def placeholder(name: str, dialect: str) -> str:
-    """Return the named-parameter marker of ``dialect`` (``$name`` or ``:name``)."""
-    return f"${name}" if dialect == "duckdb" else f":{name}"
