@@ -17,7 +17,9 @@ default path is relative: nothing is written outside the working directory unles
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
+from datetime import timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -32,6 +34,7 @@ __all__ = [
     "DriftThresholds",
     "FeatureStoreConfig",
     "FeatureStoreMode",
+    "HybridConfig",
     "MaterializedConfig",
     "OnlineStoreConfig",
     "VirtualizedConfig",
@@ -148,6 +151,91 @@ class OnlineStoreConfig(_Options):
     max_connections: int = Field(default=16, ge=1)
 
 
+_DURATION_UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+
+
+def _duration(value: object) -> object:
+    """Parse ``"30m"``, ``"12h"``, ``"7d"`` or seconds into a timedelta (others: pydantic's rules)."""
+    if isinstance(value, bool):
+        raise ValueError(f"a duration must be seconds or a string like '1h', got {value!r}")
+    if isinstance(value, (int, float)):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([wdhms]?)\s*", value.lower())
+        if match is None and value.strip().upper().startswith("P"):
+            return value  # ISO 8601 (what a JSON dump of the config holds): pydantic parses it
+        if match is None:
+            raise ValueError(f"{value!r} is not a duration; use e.g. '30m', '12h', '7d' or seconds")
+        return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"])
+    return value
+
+
+class HybridConfig(_Options):
+    """Options of the hybrid router (``mode="hybrid"``; see :mod:`tauro_workbench.stores.routing`).
+
+    The top-level ``hybrid_threshold_rows`` (above it a group with a materialized copy is read
+    from it; at most it, a virtual group is computed on demand) and ``auto_materialize_on_read``
+    (a virtual group read while above the threshold is materialized in the background) belong
+    to the router too.
+
+    Attributes:
+        freshness: How far a group's materialized copy may lag its sources, per group, e.g.
+            ``{"user_features": "1h"}``; beyond it reads go to the virtual definition. A group
+            tag ``freshness: "1h"`` works too (this option wins).
+        default_freshness: The requirement of groups with none of their own (None: any lag).
+        materialize_cooldown_seconds: Least time between two automatic materializations of
+            one group.
+        latency_ratio: When set (> 1), a route measured this many times slower than the other
+            offline route gives way to it; None: latency only breaks ties of unknown size.
+    """
+
+    freshness: dict[str, timedelta] = Field(default_factory=dict)
+    default_freshness: timedelta | None = None
+    materialize_cooldown_seconds: float = Field(default=300.0, ge=0)
+    latency_ratio: float | None = Field(default=None, gt=1)
+
+    @field_validator("freshness", mode="before")
+    @classmethod
+    def _freshness_durations(cls, value: object) -> object:
+        if isinstance(value, Mapping):
+            return {str(k): _duration(v) for k, v in value.items()}
+        return value
+
+    @field_validator("default_freshness", mode="before")
+    @classmethod
+    def _default_duration(cls, value: object) -> object:
+        return None if value is None else _duration(value)
+
+    @field_validator("freshness", "default_freshness")
+    @classmethod
+    def _non_negative(cls, value: object) -> object:
+        durations = value.values() if isinstance(value, Mapping) else [value]
+        if any(isinstance(d, timedelta) and d < timedelta(0) for d in durations):
+            raise ValueError("freshness requirements must not be negative")
+        return value
+
+    def freshness_for(self, group: str, tags: Mapping[str, str] | None = None) -> timedelta | None:
+        """Return the freshness requirement of ``group``: this config, its ``freshness`` tag, the default.
+
+        Raises:
+            ConfigurationError: If the group's ``freshness`` tag is not a duration.
+        """
+        if group in self.freshness:
+            return self.freshness[group]
+        tag = (tags or {}).get("freshness")
+        if tag is not None:
+            try:
+                parsed = _duration(tag)
+            except ValueError as err:
+                raise ConfigurationError(
+                    f"group {group!r}: tag freshness={tag!r} is not a duration.",
+                    hint="Use e.g. tags={'freshness': '1h'} ('30m', '12h', '7d' or seconds).",
+                ) from err
+            assert isinstance(parsed, timedelta)
+            return parsed
+        return self.default_freshness
+
+
 class DriftThresholds(_Options):
     """Drift thresholds; PSI at or above ``psi_warning`` warns, at or above ``psi_drift`` drifts."""
 
@@ -211,6 +299,7 @@ class FeatureStoreConfig(_Options):
     online_store: OnlineStoreConfig = OnlineStoreConfig()
     sync_to_online: bool = False
     auto_materialize_on_read: bool = False
+    hybrid: HybridConfig = HybridConfig()
     materialized: MaterializedConfig = MaterializedConfig()
     virtualized: VirtualizedConfig = VirtualizedConfig()
     drift: DriftConfig = DriftConfig()

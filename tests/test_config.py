@@ -26,6 +26,7 @@ TOP_LEVEL = [
     "auto_materialize_on_read",
     "drift",
     "enable_online_store",
+    "hybrid",
     "hybrid_threshold_rows",
     "lock_timeout_seconds",
     "materialized",
