@@ -26,9 +26,14 @@ from tauro_workbench.registry import FeatureStoreMetadata
 if TYPE_CHECKING:
     import altair as alt
 
-__all__ = ["distribution", "drift_overview", "psi_over_time", "to_png", "to_svg"]
+__all__ = ["distribution", "drift_overview", "feature_over_time", "psi_over_time", "to_png", "to_svg"]
 
+# Colours mean one thing each: green/orange/red are verdicts only; statistics get blue (PSI) and
+# purple (KS); thresholds are grey marks named in their tooltip and label.
 _VERDICT_COLORS = {"domain": ["ok", "warning", "drift"], "range": ["#2e7d32", "#ef6c00", "#c62828"]}
+_STATISTIC_COLORS = {"domain": ["PSI", "KS"], "range": ["#1565c0", "#6a1b9a"]}
+_THRESHOLD_GREYS = {"domain": ["warning", "drift"], "range": ["#9e9e9e", "#424242"]}
+_LABEL_LIMIT = 160
 
 
 def _altair() -> Any:
@@ -63,7 +68,9 @@ def drift_overview(report: DriftReport, *, width: int = 420) -> alt.LayerChart:
     ]
     data = alt.Data(values=rows)
     height = max(60, 22 * len(rows))
-    base = alt.Chart(data).encode(y=alt.Y("feature:N", sort=None, title=None))
+    base = alt.Chart(data).encode(
+        y=alt.Y("feature:N", sort=None, title=None, axis=alt.Axis(labelLimit=_LABEL_LIMIT))
+    )
     bars = base.mark_bar().encode(
         x=alt.X("psi:Q", title="PSI"),
         color=alt.Color("verdict:N", scale=alt.Scale(**_VERDICT_COLORS), title="verdict"),
@@ -74,8 +81,12 @@ def drift_overview(report: DriftReport, *, width: int = 420) -> alt.LayerChart:
             "verdict:N",
         ],
     )
-    warning = base.mark_tick(color="#ef6c00", thickness=2).encode(x="psi_warning:Q")
-    drift = base.mark_tick(color="#c62828", thickness=2).encode(x="psi_drift:Q")
+    warning = base.mark_tick(color=_THRESHOLD_GREYS["range"][0], thickness=2).encode(
+        x="psi_warning:Q", tooltip=[alt.Tooltip("psi_warning:Q", title="warning threshold")]
+    )
+    drift = base.mark_tick(color=_THRESHOLD_GREYS["range"][1], thickness=2).encode(
+        x="psi_drift:Q", tooltip=[alt.Tooltip("psi_drift:Q", title="drift threshold")]
+    )
     title = f"Drift of {report.group} v{report.version} vs {report.reference}: {report.verdict}"
     return alt.layer(bars, warning, drift).properties(width=width, height=height, title=title)
 
@@ -115,6 +126,8 @@ def distribution(report: DriftReport, feature: str, *, width: int = 420) -> alt.
                 "bin:N",
                 sort=list(found.bins),
                 title="reference quantile bin" if found.kind == "numeric" else "category",
+                # bin labels such as "(12.5, 48.3]" overlap when horizontal
+                axis=alt.Axis(labelAngle=-35, labelLimit=_LABEL_LIMIT, labelOverlap=False),
             ),
             xOffset=alt.XOffset("side:N", sort=["reference", "current"]),
             y=alt.Y("share:Q", title="share of values", axis=alt.Axis(format="%")),
@@ -171,7 +184,7 @@ def psi_over_time(
         alt.Chart(alt.Data(values=rows))
         .mark_line(point=True)
         .encode(
-            x=alt.X("write_id:O", title="write"),
+            x=alt.X("write_id:O", title="write", axis=alt.Axis(labelAngle=0, labelOverlap="parity")),
             y=alt.Y("psi:Q", title="PSI"),
             color=alt.Color("feature:N"),
             tooltip=[
@@ -195,15 +208,89 @@ def psi_over_time(
         .mark_rule(strokeDash=[4, 4])
         .encode(
             y="psi:Q",
-            color=alt.Color(
-                "level:N",
-                scale=alt.Scale(domain=["warning", "drift"], range=["#ef6c00", "#c62828"]),
-                legend=None,
-            ),
+            color=alt.Color("level:N", scale=alt.Scale(**_THRESHOLD_GREYS), legend=None),
+            tooltip=["level:N", alt.Tooltip("psi:Q", title="threshold")],
         )
     )
     title = f"PSI over time{'' if group is None else f' of {group}'}"
     return alt.layer(lines, rules).resolve_scale(color="independent").properties(width=width, title=title)
+
+
+def feature_over_time(
+    history: pl.DataFrame | FeatureStoreMetadata,
+    group: str | None = None,
+    feature: str | None = None,
+    *,
+    thresholds: DriftThresholds | None = None,
+    width: int = 420,
+) -> alt.VConcatChart:
+    """Chart one feature's drift write after write: PSI (with its thresholds) above KS.
+
+    PSI and KS have their own panel, axis and colour (blue and purple), so neither is read on
+    the other's scale; each point is coloured by the write's verdict for that feature.
+
+    Args:
+        history: A frame from :func:`~tauro_workbench.monitoring.drift_history`, or the registry.
+        group: The feature group, when ``history`` is the registry.
+        feature: The feature to chart.
+        thresholds: Where to draw the PSI warning and drift rules (default 0.1 and 0.25).
+        width: Chart width in pixels.
+
+    Raises:
+        ConfigurationError: If ``feature`` is missing, or ``group`` is when ``history`` is the registry.
+        FeatureNotFoundError: If the history has no drift values for ``feature``.
+
+    Example:
+        >>> feature_over_time(wb.metadata, "card_transactions", "amount")  # doctest: +SKIP
+    """
+    alt = _altair()
+    if feature is None:
+        raise ConfigurationError("feature_over_time needs feature=, the feature to chart.")
+    if isinstance(history, FeatureStoreMetadata):
+        if group is None:
+            raise ConfigurationError("feature_over_time needs group= when history is the registry.")
+        history = drift_history(history, group)
+    frame = history.filter((pl.col("feature") == feature) & pl.col("psi").is_not_null())
+    if frame.height == 0:
+        known = sorted(set(history.filter(pl.col("psi").is_not_null())["feature"].to_list()))
+        raise FeatureNotFoundError(
+            f"{group or 'group'}.{feature}",
+            candidates=known,
+            reason=f"No drift values for {feature!r} in this history.",
+        )
+    limits = thresholds or DriftThresholds()
+    rows = [
+        {"write": int(r["write_id"]), "statistic": stat, "value": r[column], "verdict": r["verdict"]}
+        for r in frame.select("write_id", "psi", "ks", "verdict").iter_rows(named=True)
+        for stat, column in (("PSI", "psi"), ("KS", "ks"))
+        if r[column] is not None
+    ]
+    x = alt.X("write:O", title="write", axis=alt.Axis(labelAngle=0, labelOverlap="parity"))
+
+    def panel(stat: str, *extra: Any) -> Any:
+        base = alt.Chart(alt.Data(values=[r for r in rows if r["statistic"] == stat]))
+        colour = _STATISTIC_COLORS["range"][_STATISTIC_COLORS["domain"].index(stat)]
+        line = base.mark_line(color=colour).encode(x=x, y=alt.Y("value:Q", title=stat))
+        points = base.mark_point(filled=True, size=60).encode(
+            x=x,
+            y="value:Q",
+            color=alt.Color("verdict:N", scale=alt.Scale(**_VERDICT_COLORS), title="verdict"),
+            tooltip=["write:O", alt.Tooltip("value:Q", title=stat, format=".4f"), "verdict:N"],
+        )
+        return alt.layer(line, points, *extra).properties(width=width, height=120, title=f"{feature}: {stat}")
+
+    def rule(level: str, value: float) -> Any:
+        grey = _THRESHOLD_GREYS["range"][_THRESHOLD_GREYS["domain"].index(level)]
+        return (
+            alt.Chart(alt.Data(values=[{"level": level, "value": value}]))
+            .mark_rule(strokeDash=[4, 4], color=grey)
+            .encode(y="value:Q", tooltip=["level:N", alt.Tooltip("value:Q", title="threshold")])
+        )
+
+    psi_panel = panel("PSI", rule("warning", limits.psi_warning), rule("drift", limits.psi_drift))
+    return alt.vconcat(psi_panel, panel("KS")).properties(
+        title=f"Drift of {group + '.' if group else ''}{feature} over time"
+    )
 
 
 def to_svg(chart: alt.TopLevelMixin) -> str:
