@@ -57,6 +57,29 @@ class WriteRecord:
     written_at: datetime
     details: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def write_id(self) -> str | None:
+        """The caller-visible identity of the write (``details["write_id"]``), if any."""
+        value = self.details.get("write_id")
+        return None if value is None else str(value)
+
+    def __repr__(self) -> str:
+        try:
+            drift = self.details.get("drift")
+            verdict = f", drift={drift.get('verdict')!r}" if isinstance(drift, dict) else ""
+            return (
+                f"WriteRecord(id={self.id}, group={self.group!r}, version={self.version}, mode={self.mode!r}, "
+                f"rows={self.rows}, table_version={self.table_version}, "
+                f"written_at={self.written_at.isoformat()!r}{verdict})"
+            )
+        except Exception:  # a repr must never raise
+            return object.__repr__(self)
+
+    def _repr_html_(self) -> str:
+        from tauro_workbench.displays import html_of  # stdlib-only display leaf; never raises
+
+        return html_of(self)
+
 
 @dataclass(frozen=True)
 class EventRecord:

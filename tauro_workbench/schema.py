@@ -498,3 +498,8 @@ class FeatureGroupSchema:
     def fingerprint(self) -> str:
         """Return a stable hash of the schema (equal schemas have equal fingerprints)."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    def _repr_html_(self) -> str:
+        from tauro_workbench.displays import html_of  # stdlib-only display leaf; never raises
+
+        return html_of(self)

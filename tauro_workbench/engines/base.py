@@ -13,7 +13,6 @@ its other keys are config options. An object may carry the attributes ``sources`
 
 from __future__ import annotations
 
-import html
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -101,14 +100,9 @@ class QueryResult:
         return f"QueryResult(engine={self.engine!r}, seconds={self.seconds:.3f}, sql={self.sql!r})"
 
     def _repr_html_(self) -> str:
-        try:
-            table = self.frame.collect()._repr_html_()
-        except Exception as err:  # a display must never raise
-            table = f"<pre>could not render rows: {html.escape(repr(err))}</pre>"
-        return (
-            f"<div><p><b>{html.escape(str(self.engine))}</b> in {self.seconds:.3f} s</p>"
-            f"<pre>{html.escape(str(self.sql))}</pre>{table}</div>"
-        )
+        from tauro_workbench.displays import html_of  # stdlib-only display leaf; never raises
+
+        return html_of(self)
 
 
 class TimeoutGuard:

@@ -25,7 +25,6 @@ or ``"insufficient_data"`` when either side has fewer than ``min_rows`` rows.
 
 from __future__ import annotations
 
-import html
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -273,43 +272,9 @@ class DriftReport:
             return object.__repr__(self)
 
     def _repr_html_(self) -> str:
-        try:
-            return _report_html(self)
-        except Exception:  # a notebook display must never raise
-            return f"<pre>{html.escape(object.__repr__(self))}</pre>"
+        from tauro_workbench.displays import html_of  # stdlib-only display leaf; never raises
 
-
-_COLORS = {"ok": "#2e7d32", "warning": "#ef6c00", "drift": "#c62828"}
-
-
-def _report_html(report: DriftReport) -> str:
-    esc = html.escape
-
-    def number(value: float | None) -> str:
-        return "&ndash;" if value is None else f"{value:.4f}"
-
-    color = _COLORS.get(report.verdict, "#555")
-    rows = "".join(
-        "<tr>"
-        f"<td>{esc(f.feature)}</td><td>{esc(f.kind)}</td><td>{number(f.psi)}</td><td>{number(f.ks)}</td>"
-        f"<td>{f.null_rate_change:+.4f}</td>"
-        f'<td style="color:{_COLORS.get(f.verdict, "#555")};font-weight:bold">{esc(f.verdict)}</td>'
-        f"<td>{esc('; '.join(f.reasons))}</td></tr>"
-        for f in report.features
-    )
-    table = (
-        '<table class="tauro-drift"><thead><tr><th>feature</th><th>kind</th><th>PSI</th><th>KS</th>'
-        f"<th>&Delta; null rate</th><th>verdict</th><th>why</th></tr></thead><tbody>{rows}</tbody></table>"
-        if report.features
-        else "<p>No features compared.</p>"
-    )
-    return (
-        '<div class="tauro-drift-report">'
-        f"<p><b>Drift report</b> &middot; {esc(report.group)} v{report.version} &middot; "
-        f'<span style="color:{color};font-weight:bold">{esc(report.verdict)}</span></p>'
-        f"<p>{report.rows:,} rows compared with {esc(report.reference)} ({report.reference_rows:,} rows); "
-        f"gate: {esc(report.on_drift)}.</p>{table}</div>"
-    )
+        return html_of(self)
 
 
 def compare_profiles(

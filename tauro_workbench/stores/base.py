@@ -49,6 +49,11 @@ class HealthReport:
         parts = ", ".join(f"{k}={'ok' if v else 'FAILED'}" for k, v in self.checks.items())
         return f"HealthReport({'healthy' if self.healthy else 'unhealthy'}: {parts})"
 
+    def _repr_html_(self) -> str:
+        from tauro_workbench.displays import html_of  # stdlib-only display leaf; never raises
+
+        return html_of(self)
+
 
 class BaseFeatureStore(ABC):
     """Abstract base of every feature store.

@@ -133,6 +133,11 @@ class Route:
     def __repr__(self) -> str:
         return f"Route({self.facts.group!r} -> {self.target}: {self.reason})"
 
+    def _repr_html_(self) -> str:
+        from tauro_workbench.displays import html_of  # stdlib-only display leaf; never raises
+
+        return html_of(self)
+
 
 @runtime_checkable
 class RoutingPolicy(Protocol):
