@@ -13,12 +13,23 @@ threads and processes, and a greater ``_tauro_seq`` always means "written later"
 write, later input rows get greater numbers). Version 0 of every Delta table is its empty
 creation commit, so data versions start at 1. At most 2**32 rows per write.
 
+Commit identity: every Delta commit carries its write in the commitInfo custom metadata
+(``tauro.write_id``, ``tauro.group``, ``tauro.version``, ``tauro.mode``, ``tauro.rows``) and an
+app transaction ``tauro-write:<write_id>`` whose version is the table version committed, so a
+write can be found in the log by its id (:meth:`DeltaOfflineTable.committed_version`) and the
+registry's write history rebuilt from the log (:mod:`tauro_workbench.stores.reconcile`).
+Commits of one table are serialized by a cross-process lock (:mod:`~.commit_lock`); conflicts
+with other engines' writers are retried per the retry policy, then raise
+:class:`~tauro_workbench.exceptions.CommitConflictError`.
+
 With ``partition_by_date``, the hidden column ``_tauro_date`` (Date of the event time) is the
 Delta partition column. Hidden columns start with ``_tauro``, a prefix user columns cannot use.
 
-Parquet format: a folder of ``part-<write number>-<uuid>.parquet`` files. Write numbers are
-allocated by creating ``_tauro_commits/<number>`` exclusively (safe across processes), so appends
-from several processes lose nothing. Differences from Delta: no time travel (only the latest
+Parquet format: a folder of ``part-<write number>-<uuid>.parquet`` files. A new table is
+prepared in a temporary folder (commit markers and schema file) and renamed into place, so it
+appears complete or not at all. Write numbers are allocated by creating
+``_tauro_commits/<number>`` exclusively (safe across processes), so appends from several
+processes lose nothing. Differences from Delta: no time travel (only the latest
 state is readable); overwrite, merge and backfill rewrite the whole folder and swap it in with two
 renames (readers in between see no table; do not run them concurrently with other writers).
 """
@@ -29,7 +40,8 @@ import os
 import shutil
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -38,11 +50,18 @@ import polars as pl
 import pyarrow as pa
 from loguru import logger
 
-from tauro_workbench.exceptions import FeatureMaterializationError, PointInTimeError
+from tauro_workbench.exceptions import (
+    CommitConflictError,
+    FeatureMaterializationError,
+    PointInTimeError,
+    TableVersionUnavailableError,
+)
 from tauro_workbench.retry import RetryPolicy
+from tauro_workbench.stores.commit_lock import commit_lock, ensure_folder
 
 __all__ = [
     "DATE_COLUMN",
+    "Commit",
     "HIDDEN_COLUMNS",
     "SEQ_COLUMN",
     "DeltaOfflineTable",
@@ -60,6 +79,22 @@ _ROW_BITS = 32
 WriteMode = Literal["append", "overwrite", "merge", "backfill"]
 TimeWindow = tuple[str, datetime, datetime]  # (event-time column, start, end): [start, end)
 AsOf = int | datetime | None
+WRITE_APP_PREFIX = "tauro-write:"
+
+
+@dataclass(frozen=True)
+class Commit:
+    """The outcome of :meth:`OfflineTable.commit`.
+
+    Attributes:
+        version: The table version holding the write.
+        replayed: True when the write id was already committed (nothing new was written).
+        table_id: The Delta table's id (new for every created table); None for Parquet.
+    """
+
+    version: int
+    replayed: bool = False
+    table_id: str | None = None
 
 
 def with_sequence(frame: pl.DataFrame, write_number: int) -> pl.DataFrame:
@@ -83,9 +118,10 @@ class OfflineTable(ABC):
 
     format: str = ""
 
-    def __init__(self, path: Path, *, retry: RetryPolicy) -> None:
+    def __init__(self, path: Path, *, retry: RetryPolicy, lock_timeout_seconds: float = 30.0) -> None:
         self.path = path
         self.retry = retry
+        self.lock_timeout_seconds = lock_timeout_seconds
 
     @property
     def uri(self) -> str:
@@ -117,8 +153,10 @@ class OfflineTable(ABC):
         merge_keys: Sequence[str] = (),
         window: TimeWindow | None = None,
         partition_by: Sequence[str] = (),
-    ) -> int:
-        """Write ``frame`` (without hidden ``_tauro_seq``) in one transaction; return the version.
+        write_id: str | None = None,
+        info: Mapping[str, str] | None = None,
+    ) -> Commit:
+        """Write ``frame`` (without hidden ``_tauro_seq``) in one transaction.
 
         Args:
             mode: ``append``; ``overwrite`` (replace everything); ``merge`` (upsert on
@@ -127,7 +165,21 @@ class OfflineTable(ABC):
             merge_keys: Columns identifying a row for ``merge``.
             window: Event-time window replaced by ``backfill``.
             partition_by: Partition columns used when the table is created.
+            write_id: Identity of the write; a write id already in the log is not written
+                again (Delta) and the commit holding it is returned with ``replayed=True``.
+            info: Extra commit metadata (Delta commitInfo; text values).
+
+        Raises:
+            CommitConflictError: If other writers committed first on every attempt.
         """
+
+    def committed_version(self, write_id: str) -> int | None:
+        """Return the table version that committed ``write_id`` (None: not in the log)."""
+        return None
+
+    def table_id(self) -> str | None:
+        """Return the id of the table (Delta metadata id; None for Parquet or no table)."""
+        return None
 
     @abstractmethod
     def history(self) -> list[dict[str, object]]:
@@ -177,16 +229,48 @@ class DeltaOfflineTable(OfflineTable):
     def scan(self, version: int | None) -> pl.LazyFrame | None:
         if not self.exists():
             return None
+        if version is not None:
+            self._check_files(version)
         return pl.scan_delta(self.uri, version=version)
 
+    def _check_files(self, version: int) -> None:
+        """Raise :class:`TableVersionUnavailableError` if vacuum removed files of ``version``."""
+        table = self._open()
+        if table is None or version == table.version():
+            return  # vacuum never removes files of the latest version
+        try:
+            table.load_as_version(version)
+        except Exception as err:  # deltalake raises several untyped errors here
+            raise PointInTimeError(
+                f"table {self.uri!r} has no version {version}: {err}",
+                hint="List the versions with store.list_table_versions(group).",
+            ) from err
+        missing = sum(1 for uri in table.file_uris() if uri.startswith("/") and not os.path.exists(uri))
+        if missing:
+            raise TableVersionUnavailableError(self.uri, version, missing)
+
+    def table_id(self) -> str | None:
+        table = self._open()
+        return None if table is None else str(table.metadata().id)
+
+    def committed_version(self, write_id: str) -> int | None:
+        table = self._open()
+        if table is None:
+            return None
+        found = table.transaction_version(WRITE_APP_PREFIX + write_id)
+        return None if found is None else int(found)
+
     def _create(self, schema: pa.Schema, partition_by: Sequence[str]) -> None:
+        """Create the table (version 0, no rows) unless it exists; call under the commit lock."""
         from deltalake import DeltaTable
 
-        self.path.mkdir(parents=True, exist_ok=True)
+        ensure_folder(self.path)
+        if DeltaTable.is_deltatable(self.uri):
+            return
         try:
             DeltaTable.create(self.uri, schema, partition_by=list(partition_by) or None, mode="ignore")
         except Exception as err:
-            # another process may have created it at the same instant; that is fine
+            # another engine's writer may have created it at the same instant; that is fine
             if not DeltaTable.is_deltatable(self.uri):
                 raise FeatureMaterializationError(f"cannot create Delta table {self.uri!r}: {err}") from err
 
@@ -198,18 +282,32 @@ class DeltaOfflineTable(OfflineTable):
         merge_keys: Sequence[str] = (),
         window: TimeWindow | None = None,
         partition_by: Sequence[str] = (),
-    ) -> int:
-        from deltalake import CommitProperties, write_deltalake
+        write_id: str | None = None,
+        info: Mapping[str, str] | None = None,
+    ) -> Commit:
+        from deltalake import CommitProperties, Transaction, write_deltalake
         from deltalake.exceptions import CommitFailedError
 
-        if not self.exists():
-            self._create(with_sequence(frame.clear(), 0).to_arrow().schema, partition_by)
-
-        def attempt() -> int:
+        def attempt() -> Commit:
+            if not self.exists():
+                self._create(with_sequence(frame.clear(), 0).to_arrow().schema, partition_by)
             table = self._open()
+            table_id = str(table.metadata().id)
+            if write_id is not None:
+                done = table.transaction_version(WRITE_APP_PREFIX + write_id)
+                if done is not None:
+                    return Commit(int(done), replayed=True, table_id=table_id)
             number = int(table.version()) + 1
             data = with_sequence(frame, number).to_arrow()
-            props = CommitProperties(max_commit_retries=0, custom_metadata={"tauro.mode": mode})
+            transactions = []
+            if write_id is not None:
+                now_ms = int(datetime.now().timestamp() * 1000)
+                transactions.append(Transaction(WRITE_APP_PREFIX + write_id, number, now_ms))
+            props = CommitProperties(
+                max_commit_retries=0,
+                custom_metadata={**(info or {}), "tauro.mode": mode},
+                app_transactions=transactions or None,
+            )
             if mode == "merge":
                 on = " AND ".join(f't."{k}" = s."{k}"' for k in merge_keys)
                 table.merge(
@@ -226,13 +324,38 @@ class DeltaOfflineTable(OfflineTable):
                 )
             else:
                 write_deltalake(table, data, mode=mode, commit_properties=props)
-            return number
+            return Commit(number, table_id=table_id)
 
-        return self.retry.call(
-            attempt,
-            what=f"{mode} commit to {self.uri}",
-            is_transient=lambda err: isinstance(err, CommitFailedError),
-        )
+        def locked() -> Commit:
+            with commit_lock(self.path, timeout_seconds=self.lock_timeout_seconds):
+                return attempt()
+
+        try:
+            return self.retry.call(
+                locked,
+                what=f"{mode} commit to {self.uri}",
+                is_transient=lambda err: isinstance(err, CommitFailedError),
+            )
+        except CommitFailedError as err:
+            attempts = self.retry.max_retries + 1
+            raise CommitConflictError(
+                f"{mode} to {self.uri!r} lost the commit race {attempts} time(s): another writer (not "
+                f"holding this library's commit lock, e.g. another engine) committed the table version "
+                f"this write needed first. Nothing was committed. Last conflict: {err}",
+                uri=self.uri,
+                attempts=attempts,
+            ) from err
+
+    def log_commits(self, after: int) -> list[dict[str, object]]:
+        """Return the commits with a version above ``after``, oldest first (commitInfo fields)."""
+        table = self._open()
+        if table is None:
+            return []
+        newest = int(table.version())
+        if newest <= after:
+            return []
+        commits = [c for c in table.history(limit=newest - after) if int(c["version"]) > after]
+        return sorted(commits, key=lambda c: int(c["version"]))
 
     def history(self) -> list[dict[str, object]]:
         table = self._open()
@@ -290,9 +413,25 @@ class ParquetOfflineTable(OfflineTable):
             return pl.read_parquet(self.path / "_tauro_schema.parquet").lazy()
         return pl.scan_parquet(files)
 
+    def _publish(self, data: pl.DataFrame) -> None:
+        """Create the table atomically: commit markers and schema file appear together."""
+        if self.exists():
+            return
+        ensure_folder(self.path.parent)
+        staging = self.path.with_name(f"{self.path.name}.new-{uuid.uuid4().hex}")
+        try:
+            (staging / "_tauro_commits").mkdir(parents=True)
+            data.clear().write_parquet(staging / "_tauro_schema.parquet")
+            try:
+                os.rename(staging, self.path)  # replaces an empty folder; fails on a live table
+            except OSError:
+                if not self.exists():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
     def _allocate(self) -> int:
         """Claim the next write number by creating its commit marker exclusively."""
-        self._commits.mkdir(parents=True, exist_ok=True)
         number = (self.version() or 0) + 1
         while True:
             try:
@@ -311,15 +450,15 @@ class ParquetOfflineTable(OfflineTable):
         merge_keys: Sequence[str] = (),
         window: TimeWindow | None = None,
         partition_by: Sequence[str] = (),
-    ) -> int:
-        self.path.mkdir(parents=True, exist_ok=True)
+        write_id: str | None = None,
+        info: Mapping[str, str] | None = None,
+    ) -> Commit:
+        self._publish(with_sequence(frame.clear(), 0))
         number = self._allocate()
         data = with_sequence(frame, number)
-        if not (self.path / "_tauro_schema.parquet").exists():
-            data.clear().write_parquet(self.path / "_tauro_schema.parquet")
         if mode == "append":
             self._write_file(self.path, data, number)
-            return number
+            return Commit(number)
         current = self.scan(None)
         old = current.collect() if current is not None else data.clear()
         if mode == "overwrite":
@@ -333,7 +472,7 @@ class ParquetOfflineTable(OfflineTable):
             outside = old.filter((pl.col(column) < start) | (pl.col(column) >= end))
             rows = pl.concat([outside, data], how="vertical_relaxed")
         self._swap(rows, number)
-        return number
+        return Commit(number)
 
     def _write_file(self, folder: Path, data: pl.DataFrame, number: int) -> None:
         if data.height == 0:
@@ -362,7 +501,9 @@ class ParquetOfflineTable(OfflineTable):
         return [{"version": n} for n in numbers]
 
 
-def open_offline_table(path: Path, format: str, *, retry: RetryPolicy) -> OfflineTable:
+def open_offline_table(
+    path: Path, format: str, *, retry: RetryPolicy, lock_timeout_seconds: float = 30.0
+) -> OfflineTable:
     """Return the table of ``format`` (``delta`` or ``parquet``) at ``path``."""
     factories: dict[str, Callable[..., OfflineTable]] = {
         "delta": DeltaOfflineTable,
@@ -372,4 +513,4 @@ def open_offline_table(path: Path, format: str, *, retry: RetryPolicy) -> Offlin
         raise FeatureMaterializationError(
             f"unknown storage format {format!r}", hint=f"Use one of {sorted(factories)}."
         )
-    return factories[format](path, retry=retry)
+    return factories[format](path, retry=retry, lock_timeout_seconds=lock_timeout_seconds)

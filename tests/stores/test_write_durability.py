@@ -1,0 +1,203 @@
+"""Durable writes: commit identity in the Delta log, idempotent retries, reconciliation, SIGKILLs."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from deltalake import DeltaTable
+
+from tauro_workbench.exceptions import ConfigurationError, MetadataError, WriteNotRecordedError
+from tauro_workbench.stores.materialized import MaterializedFeatureStore
+from tauro_workbench.stores.offline_table import SEQ_COLUMN
+from tests.stores.conftest import StoreFactory, users_frame, users_schema
+
+
+def tauro_commits(uri: str) -> dict[int, dict[str, object]]:
+    """Table version -> commitInfo of every commit made by a write of this library."""
+    return {int(c["version"]): c for c in DeltaTable(uri).history() if "tauro.mode" in c}
+
+
+def assert_history_matches_log(store: MaterializedFeatureStore) -> None:
+    """Every data version has exactly one live write record, agreeing with its commitInfo."""
+    writes = store.list_writes("users")
+    commits = tauro_commits(store.table_uri("users"))
+    assert sorted(w.table_version for w in writes) == sorted(commits)  # type: ignore[type-var]
+    for w in writes:
+        info = commits[w.table_version]  # type: ignore[index]
+        assert (w.write_id, w.mode, str(w.rows)) == (info["tauro.write_id"], info["tauro.mode"], info["tauro.rows"])
+    assert len({w.write_id for w in writes}) == len(writes)
+
+
+def test_commit_carries_the_write_identity(delta_store: MaterializedFeatureStore) -> None:
+    record = delta_store.write_features("users", users_frame([1, 2], [0, 1], [30, 40]), write_id="load-1")
+    assert record.write_id == "load-1" and record.details["table_id"]
+    info = tauro_commits(delta_store.table_uri("users"))[record.table_version]  # type: ignore[index]
+    assert info["tauro.write_id"] == "load-1"
+    assert (info["tauro.group"], info["tauro.version"], info["tauro.mode"], info["tauro.rows"]) == (
+        "users",
+        "1",
+        "append",
+        "2",
+    )
+    table = DeltaTable(delta_store.table_uri("users"))
+    assert table.transaction_version("tauro-write:load-1") == record.table_version
+    generated = delta_store.write_features("users", users_frame([3], [2], [50]))
+    assert generated.write_id and len(generated.write_id) == 32
+
+
+@pytest.mark.parametrize("storage_format", ["delta", "parquet"])
+def test_retry_with_the_same_write_id_is_a_noop(make_store: StoreFactory, storage_format: str) -> None:
+    store = make_store(storage_format)
+    store.register_features(users_schema())
+    frame = users_frame([1, 2], [0, 1], [30, 40])
+    first = store.write_features("users", frame, write_id="batch-7")
+    again = store.write_features("users", frame, write_id="batch-7")
+    again_merge = store.write_features("users", frame, mode="merge", write_id="batch-7")
+    assert again == first and again_merge == first
+    assert store.scan_group("users").collect().height == 2
+    assert len(store.metadata.list_writes("users")) == 1
+    other = store.write_features("users", frame.with_columns(pl.col("user_id") + 10), write_id="batch-8")
+    assert other.table_version != first.table_version
+    assert store.scan_group("users").collect().height == 4
+
+
+def test_retry_of_a_backfill_is_a_noop(delta_store: MaterializedFeatureStore) -> None:
+    frame = users_frame([1, 2], [0, 1], [30, 40])
+    first = delta_store.backfill("users", frame, start="2024-01-01", end="2024-01-03", write_id="bf-1")
+    again = delta_store.backfill("users", frame, start="2024-01-01", end="2024-01-03", write_id="bf-1")
+    assert again == first and len(delta_store.list_table_versions("users")) == 2
+
+
+def test_malformed_write_ids_are_refused_before_writing(delta_store: MaterializedFeatureStore) -> None:
+    for bad in ["", "has space", "x" * 129, "-leading", "quote'"]:
+        with pytest.raises(ConfigurationError, match="write_id"):
+            delta_store.write_features("users", users_frame([1], [0], [1]), write_id=bad)
+    assert delta_store.metadata.list_writes("users") == []
+
+
+_LOCK_HOLDER = textwrap.dedent(
+    """
+    import sqlite3, sys, time
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    print("locked", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def test_busy_registry_after_commit_says_the_data_is_committed(make_store: StoreFactory, tmp_path: Path) -> None:
+    options = {"lock_timeout_seconds": 0.5, "max_retries": 1, "retry_backoff_ms": 10}
+    store = make_store("delta", **options)
+    store.register_features(users_schema())
+    store.write_features("users", users_frame([1], [0], [1]))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _LOCK_HOLDER, str(tmp_path / "repo" / "registry.db")], stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"locked"
+        frame = users_frame(list(range(100, 1100)), [1] * 1000, [7] * 1000)
+        with pytest.raises(WriteNotRecordedError, match="IS committed") as caught:
+            store.write_features("users", frame, write_id="big-load")
+        err = caught.value
+        assert isinstance(err, MetadataError)
+        assert (err.write_id, err.table_version, err.group) == ("big-load", 2, "users")
+        assert "write_id='big-load'" in str(err)
+        assert store.scan_group("users").collect().height == 1001  # durable, as the error says
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(store.metadata.list_writes("users")) == 1  # not recorded yet
+    retried = store.write_features("users", frame, write_id="big-load")  # the retry the error asks for
+    assert retried.table_version == 2 and retried.rows == 1000 and retried.details["reconciled"]
+    assert store.scan_group("users").collect().height == 1001
+    assert_history_matches_log(store)
+
+
+_KILL_AFTER_COMMIT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from datetime import datetime, timezone
+    import polars as pl
+    from tauro_workbench.stores.materialized import MaterializedFeatureStore
+
+    store = MaterializedFeatureStore(storage_path=sys.argv[1], config={"drift": {"enabled": False}})
+    # a real SIGKILL at the worst moment: the Delta commit is done, the registry record is not
+    store.metadata.record_write = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+    store.write_features("users", pl.DataFrame({
+        "user_id": [1, 2, 3], "ts": [datetime(2024, 1, 1, tzinfo=timezone.utc)] * 3,
+        "age": pl.Series([1, 2, 3], dtype=pl.Int32), "city": ["a", "b", "c"],
+    }), write_id="killed")
+    """
+)
+
+
+def test_a_commit_killed_before_its_record_is_recorded_on_open(make_store: StoreFactory, tmp_path: Path) -> None:
+    make_store("delta").register_features(users_schema())
+    child = subprocess.run([sys.executable, "-c", _KILL_AFTER_COMMIT, str(tmp_path / "repo")], timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    reopened = make_store("delta")
+    assert len(reopened.metadata.list_writes("users")) == 0  # nothing opened the table yet
+    assert reopened.scan_group("users").collect().height == 3  # opening reconciles
+    [record] = reopened.metadata.list_writes("users")
+    assert (record.write_id, record.rows, record.mode, record.table_version) == ("killed", 3, "append", 1)
+    assert record.details["reconciled"] is True
+    assert reopened.write_features("users", users_frame([9], [0], [9]), write_id="killed") == record
+    assert reopened.reconcile() == []  # idempotent
+    assert_history_matches_log(reopened)
+
+
+_LOOP = textwrap.dedent(
+    """
+    import sys
+    from datetime import datetime, timezone
+    import polars as pl
+    from tauro_workbench.stores.materialized import MaterializedFeatureStore
+
+    store = MaterializedFeatureStore(storage_path=sys.argv[1], config={"drift": {"enabled": False}})
+    print("ready", flush=True)
+    for i in range(int(sys.argv[2])):
+        modes = ("append", "append", "merge")
+        store.write_features("users", pl.DataFrame({
+            "user_id": [i * 10 + j for j in range(5)], "ts": [datetime(2024, 1, 1, tzinfo=timezone.utc)] * 5,
+            "age": pl.Series([i] * 5, dtype=pl.Int32), "city": ["x"] * 5,
+        }), mode=modes[i % 3], write_id=f"w{i:03d}")
+    """
+)
+
+
+def test_random_sigkills_never_lose_or_duplicate_a_write(make_store: StoreFactory, tmp_path: Path) -> None:
+    """Each trial runs two writers of the same write ids at once and SIGKILLs both at random moments."""
+    writes, trials = 40, 12
+    make_store("delta").register_features(users_schema())
+    rng = random.Random(9)
+    loop = [sys.executable, "-c", _LOOP, str(tmp_path / "repo"), str(writes)]
+    killed = 0
+    for _ in range(trials):
+        children = [subprocess.Popen(loop, stdout=subprocess.PIPE) for _ in range(2)]
+        for child in children:
+            assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
+        for child in children:
+            time.sleep(rng.uniform(0.0, 0.3))
+            os.kill(child.pid, signal.SIGKILL)
+            killed += child.wait() == -signal.SIGKILL
+    assert killed >= 2 * trials - 2  # (a child may finish every write before its kill)
+    assert subprocess.run(loop, timeout=120, stdout=subprocess.DEVNULL).returncode == 0  # resume: no-ops, then the rest
+    store = make_store("delta")
+    stored = store.scan_group("users", columns=["user_id", "age", SEQ_COLUMN]).collect()
+    assert stored.height == writes * 5
+    assert sorted(stored.get_column("user_id").to_list()) == [i * 10 + j for i in range(writes) for j in range(5)]
+    assert stored.get_column(SEQ_COLUMN).n_unique() == stored.height
+    assert_history_matches_log(store)
+    history = store.list_writes("users")
+    assert sorted(w.write_id for w in history) == [f"w{i:03d}" for i in range(writes)]  # type: ignore[type-var]
+    assert sum(w.rows for w in history) == writes * 5
