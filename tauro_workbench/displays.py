@@ -33,6 +33,7 @@ __all__ = [
     "route_html",
     "sync_report_html",
     "training_set_html",
+    "view_html",
     "write_html",
     "writes_html",
 ]
@@ -273,6 +274,16 @@ def sync_report_html(report: Any) -> str:
     return h.display("online sync", report.group, body, cls="tauro-sync")
 
 
+def view_html(view: Any) -> str:
+    """Return the display of a ``FeatureView``: its version and features, grouped by group."""
+    rows = [[f.partition(".")[0], f.partition(".")[2]] for f in view.features]
+    body = (h.note(view.description) if getattr(view, "description", "") else "") + h.keys_table(
+        {"version": view.version, "created at": getattr(view, "created_at", None)}
+    )
+    body += h.table(["group", "feature"], rows)
+    return h.display("feature view", view.name, body, cls="tauro-view")
+
+
 # -- writes and health ---------------------------------------------------------------------
 def write_html(record: Any) -> str:
     """Return the display of a ``WriteRecord`` (details summarized, never dumped)."""
@@ -460,5 +471,6 @@ _RENDERERS: dict[str, Any] = {
     "SyncReport": sync_report_html,
     "WriteRecord": write_html,
     "HealthReport": health_html,
+    "FeatureView": view_html,
     "DriftReport": drift_report_html,
 }

@@ -302,10 +302,10 @@ def _registry_graph(metadata: Any) -> tuple[dict[str, LineageNode], set[LineageE
             wid = add(
                 "write",
                 f"{name}#{write.id}",
-                f"{write.mode} {write.rows:,} rows",
+                f"{'promote' if 'promotion' in write.details else write.mode} {write.rows:,} rows",
                 table_version=write.table_version,
                 written_at=write.written_at.isoformat(),
-                writer=str(write.details.get("writer") or write.details.get("source") or write.mode),
+                promoted="promotion" in write.details,
             )
             edges.add(LineageEdge(wid, group_id))
         sync = synced.get(name)
@@ -342,10 +342,14 @@ def _registry_graph(metadata: Any) -> tuple[dict[str, LineageNode], set[LineageE
     for group, sid in sql_of.items():
         for feature in groups[group].features:
             edges.add(LineageEdge(sid, f"feature:{group}.{feature.name}"))
+        for node in list(nodes.values()):  # a promotion ran the SQL: the write comes from it
+            if node.kind == "write" and node.label.startswith(f"{group}#") and node.info.get("promoted"):
+                edges.add(LineageEdge(sid, node.id))
     for view_kind in _VIEW_KINDS:
         for name, doc in _documents(metadata, view_kind).items():
-            features = [str(f) for f in doc.get("features") or ()]
-            vid = add("view", name, f"v{doc.get('version', 1)} \u00b7 {len(features)} features")
+            latest = (doc.get("versions") or [doc])[-1]  # views keep every version; draw the latest
+            features = [str(f) for f in latest.get("features") or ()]
+            vid = add("view", name, f"v{latest.get('version', 1)} \u00b7 {len(features)} features")
             for feature in features:
                 group = feature.partition(".")[0]
                 if group in groups:
