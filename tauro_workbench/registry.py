@@ -52,12 +52,13 @@ from tauro_workbench.exceptions import (
     FeatureNotFoundError,
     FeatureRegistryError,
     MetadataError,
+    RegistryCorruptionError,
 )
 from tauro_workbench.history import EventRecord, HistoryMixin, WriteRecord, now_utc, stamp
 from tauro_workbench.lineage import LineageMixin, require_text
 from tauro_workbench.retry import RetryPolicy
 from tauro_workbench.schema import FeatureGroupSchema, FeatureSchema
-from tauro_workbench.sqlite_database import SQLiteDatabase
+from tauro_workbench.sqlite_database import SQLiteDatabase, decode_json
 
 __all__ = ["SCHEMA_VERSION", "EventRecord", "FeatureStoreMetadata", "WriteRecord"]
 
@@ -261,7 +262,7 @@ class FeatureStoreMetadata(LineageMixin, HistoryMixin):
             if row is not None:
                 if row["fingerprint"] == fingerprint:
                     return False
-                old = FeatureGroupSchema.from_json(row["schema_json"])
+                old = self._decode_schema(row["schema_json"], f"{schema.name} v{schema.version}")
                 latest = conn.execute(
                     "SELECT MAX(version) FROM feature_groups WHERE name=?", (schema.name,)
                 ).fetchone()[0]
@@ -320,9 +321,15 @@ class FeatureStoreMetadata(LineageMixin, HistoryMixin):
         row = self._run(read, what=f"read {name}", write=False)
         if row is None:
             return None
-        schema = FeatureGroupSchema.from_json(row["schema_json"])
+        schema = self._decode_schema(row["schema_json"], f"{name} v{version or 'latest'}")
         self._cache_put(key, generation, schema)
         return schema
+
+    def _decode_schema(self, text: str, row: str) -> FeatureGroupSchema:
+        try:
+            return FeatureGroupSchema.from_json(text)
+        except (TypeError, ValueError, KeyError) as err:  # JSON or schema rules: a tampered row
+            raise RegistryCorruptionError(self.location, f"feature_groups {row}", str(err)) from err
 
     def list_feature_groups(self) -> list[str]:
         """Return the names of every registered group, sorted."""
@@ -371,7 +378,12 @@ class FeatureStoreMetadata(LineageMixin, HistoryMixin):
     def delete_feature_group(self, name: str, version: int | None = None) -> None:
         """Delete one version of a group, or every version when None.
 
-        Write history, events and lineage edges are kept: they describe what happened.
+        Write history, events and lineage edges are kept: they describe what happened. The
+        write records of the deleted versions are marked ``details["deleted_at"]`` (in the same
+        transaction), so a later registration of the same name and version starts a fresh
+        history: its writes are not matched against the deleted ones by ``write_id`` or table
+        version. This deletes registry entries only; ``MaterializedFeatureStore.
+        delete_feature_group`` also deletes the data (offline table and online rows).
 
         Raises:
             FeatureGroupNotFoundError: If nothing matched.
@@ -381,8 +393,14 @@ class FeatureStoreMetadata(LineageMixin, HistoryMixin):
         """
 
         def delete(conn: sqlite3.Connection) -> int:
+            mark = (
+                "UPDATE writes SET details=json_set(details, '$.deleted_at', ?) "
+                "WHERE json_extract(details, '$.deleted_at') IS NULL AND group_name=?"
+            )
             if version is None:
+                conn.execute(mark, (stamp(now_utc()), name))
                 return conn.execute("DELETE FROM feature_groups WHERE name=?", (name,)).rowcount
+            conn.execute(mark + " AND version=?", (stamp(now_utc()), name, version))
             return conn.execute(
                 "DELETE FROM feature_groups WHERE name=? AND version=?", (name, version)
             ).rowcount
@@ -426,7 +444,9 @@ class FeatureStoreMetadata(LineageMixin, HistoryMixin):
             what=f"read {kind} {name}",
             write=False,
         )
-        return None if row is None else dict(json.loads(row["payload"]))
+        if row is None:
+            return None
+        return dict(decode_json(row["payload"], location=self.location, row=f"documents {kind}/{name}"))
 
     def list_documents(self, kind: str) -> dict[str, dict[str, Any]]:
         """Return every document of ``kind`` by name."""
@@ -437,7 +457,10 @@ class FeatureStoreMetadata(LineageMixin, HistoryMixin):
             what=f"list {kind}",
             write=False,
         )
-        return {r["name"]: json.loads(r["payload"]) for r in rows}
+        return {
+            r["name"]: decode_json(r["payload"], location=self.location, row=f"documents {kind}/{r['name']}")
+            for r in rows
+        }
 
     def delete_document(self, kind: str, name: str) -> bool:
         """Delete a document; return whether it existed."""

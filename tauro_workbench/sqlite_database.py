@@ -26,22 +26,41 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from loguru import logger
 
-from tauro_workbench.exceptions import MetadataError
+from tauro_workbench.exceptions import MetadataError, RegistryCorruptionError
 from tauro_workbench.retry import RetryPolicy
 
-__all__ = ["SQLiteDatabase"]
+__all__ = ["SQLiteDatabase", "decode_json"]
 
 T = TypeVar("T")
+
+
+def decode_json(text: object, *, location: str, row: str, expect: type = dict) -> Any:
+    """Decode a JSON column the library wrote, or raise :class:`RegistryCorruptionError`.
+
+    Args:
+        text: The stored column value.
+        location: The registry file, for the message.
+        row: Which row it is (``"writes id=3"``), for the message.
+        expect: The JSON type the column must hold (``dict`` or ``list``).
+    """
+    try:
+        value = json.loads(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as err:
+        raise RegistryCorruptionError(location, row, f"not valid JSON ({err})") from err
+    if not isinstance(value, expect):
+        raise RegistryCorruptionError(location, row, f"expected a JSON {expect.__name__}, found {type(value).__name__}")
+    return value
 
 
 class SQLiteDatabase:

@@ -18,12 +18,16 @@ Gate (``on_drift`` argument, else ``config.drift.on_drift``): ``"block"`` raises
 :class:`~tauro_workbench.exceptions.DriftDetectedError` from :meth:`before_write` when the
 verdict is ``"drift"`` (a :class:`DriftDetected` event with ``blocked=True`` is published first);
 ``"warn"`` logs a WARNING and publishes :class:`DriftDetected` after the write for a ``drift``
-or ``warning`` verdict; ``"ignore"`` only stores the report.
+or ``warning`` verdict, and a ``drift`` verdict also emits a Python
+:class:`~tauro_workbench.exceptions.DriftWarning` (visible in notebooks while loguru stays off);
+``"ignore"`` only stores the report. Writes or references with fewer than ``drift.min_rows``
+rows (default 100) are profiled but judged ``"insufficient_data"``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +36,12 @@ import polars as pl
 from loguru import logger
 
 from tauro_workbench.config import DriftConfig
-from tauro_workbench.exceptions import ConfigurationError, DriftDetectedError, FeatureGroupNotFoundError
+from tauro_workbench.exceptions import (
+    ConfigurationError,
+    DriftDetectedError,
+    DriftWarning,
+    FeatureGroupNotFoundError,
+)
 from tauro_workbench.frames import FrameLike, to_dataframe
 from tauro_workbench.monitoring.drift import DriftReport, compare_profiles
 from tauro_workbench.monitoring.events import DriftDetected, EventBus
@@ -179,6 +188,16 @@ class WriteMonitor:
                 None if report.max_psi is None else round(report.max_psi, 4),
             )
             self._publish(report, blocked=False)
+            if report.verdict == "drift":
+                warnings.warn(
+                    f"Feature group {schema.name!r} v{schema.version}: write #{record.id} drifted in "
+                    f"{report.drifted} against {report.reference} (max PSI "
+                    f"{None if report.max_psi is None else round(report.max_psi, 3)}); it was written. "
+                    "Inspect it with store.monitor.reports(group)[-1], or pass on_drift='block' to "
+                    "reject drifting writes.",
+                    DriftWarning,
+                    stacklevel=2,
+                )
         return report
 
     def _gate(self, on_drift: str | None) -> str:
