@@ -5,6 +5,10 @@ candidate groups are those named (``group.x``) in the same request; when a reque
 group, every registered group is a candidate. An unknown or ambiguous name raises
 :class:`~tauro_workbench.exceptions.FeatureNotFoundError` listing the candidates. Output columns
 are bare feature names, or ``group__feature`` with ``full_feature_names=True``.
+
+Every store plans a read the same way, once, with :func:`plan_read`: resolve the names, build
+the entity frame (ids, or the entity rows of a point-in-time read and their time column), the
+output names per group, and each group's point-in-time spec.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 import polars as pl
 
+from tauro_workbench.engines.pit import PointInTimeSpec
 from tauro_workbench.exceptions import FeatureNotFoundError, PointInTimeError
 from tauro_workbench.frames import FrameLike, to_dataframe
 from tauro_workbench.registry import FeatureStoreMetadata
@@ -22,8 +27,11 @@ from tauro_workbench.schema import FeatureGroupSchema
 
 __all__ = [
     "FeatureRef",
+    "GroupRequest",
+    "ReadPlan",
     "entity_frame",
     "group_refs",
+    "plan_read",
     "resolve_features",
     "resolve_groups",
     "resolve_timestamp_column",
@@ -195,3 +203,114 @@ def resolve_timestamp_column(entity_df: pl.DataFrame | pl.LazyFrame, requested: 
         f"cannot tell which column of the entity frame is its event time; columns: {list(schema)}",
         hint="Pass timestamp_column=... or name the column 'event_timestamp'.",
     )
+
+
+@dataclass(frozen=True)
+class GroupRequest:
+    """What a read asks of one group: its schema, features and their output columns."""
+
+    schema: FeatureGroupSchema
+    features: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+    def pit_spec(self, entity_time: str, *, seq_column: str | None = None) -> PointInTimeSpec | None:
+        """Return the group's point-in-time spec (None for a group without event time).
+
+        Ties are broken by the created time, then by ``seq_column`` (the write order) if given.
+        """
+        schema = self.schema
+        if schema.timestamp_key is None:
+            return None
+        breakers = [*([schema.created_timestamp_key] if schema.created_timestamp_key else [])]
+        if seq_column is not None:
+            breakers.append(seq_column)
+        return PointInTimeSpec(
+            entity_keys=tuple(schema.entity_keys),
+            entity_time=entity_time,
+            event_time=schema.timestamp_key,
+            feature_columns=self.features,
+            output_names=self.outputs,
+            ttl=schema.ttl,
+            tie_breakers=tuple(breakers),
+        )
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """A planned read: groups in first-appearance order, outputs in request order, entities.
+
+    Attributes:
+        groups: Group name -> what is asked of it.
+        order: Output columns in request order.
+        keys: Every entity key of the requested groups, in first-appearance order.
+        ids: The requested entity ids (None: every entity), for latest-value reads.
+        time_column: The entity frame's time column, for point-in-time reads.
+    """
+
+    groups: dict[str, GroupRequest]
+    order: tuple[str, ...]
+    keys: tuple[str, ...]
+    ids: pl.DataFrame | None = None
+    time_column: str | None = None
+
+    @property
+    def schemas(self) -> dict[str, FeatureGroupSchema]:
+        """Group name -> schema read."""
+        return {g: r.schema for g, r in self.groups.items()}
+
+    @property
+    def outputs(self) -> dict[str, list[str]]:
+        """Group name -> output columns."""
+        return {g: list(r.outputs) for g, r in self.groups.items()}
+
+
+def plan_read(
+    metadata: FeatureStoreMetadata,
+    feature_names: Sequence[str] | str,
+    *,
+    entity_ids: Mapping[str, Any] | FrameLike | None = None,
+    entity_df: pl.DataFrame | pl.LazyFrame | None = None,
+    timestamp_column: str | None = None,
+    full_feature_names: bool = False,
+) -> ReadPlan:
+    """Plan a read: names -> groups, entity frame, output names, point-in-time inputs.
+
+    Args:
+        metadata: The registry names resolve against.
+        feature_names: Requested names (see :func:`resolve_features`).
+        entity_ids: Ids of a latest-value read (see :func:`entity_frame`).
+        entity_df: Entity rows of a point-in-time read (its time column is resolved and its
+            key columns are checked).
+        timestamp_column: The entity rows' time column (see :func:`resolve_timestamp_column`).
+        full_feature_names: Output ``group__feature`` columns.
+
+    Raises:
+        FeatureNotFoundError: For unknown or ambiguous names.
+        PointInTimeError: For malformed ids, or entity rows lacking a key or time column.
+
+    Example:
+        >>> plan = plan_read(metadata, ["users.age"], entity_ids={"user_id": [1]})  # doctest: +SKIP
+        >>> plan.order
+        ('age',)
+    """
+    refs = resolve_features(metadata, feature_names, full_feature_names=full_feature_names)
+    groups: dict[str, GroupRequest] = {}
+    for group, grefs in group_refs(refs).items():
+        groups[group] = GroupRequest(
+            metadata.get_feature_group(group, grefs[0].version),
+            tuple(r.feature for r in grefs),
+            tuple(r.output_name(full_feature_names=full_feature_names) for r in grefs),
+        )
+    keys = tuple(dict.fromkeys(k for r in groups.values() for k in r.schema.entity_keys))
+    order = tuple(r.output_name(full_feature_names=full_feature_names) for r in refs)
+    time_column = None
+    if entity_df is not None:
+        time_column = resolve_timestamp_column(entity_df, timestamp_column)
+        columns = entity_df.collect_schema() if isinstance(entity_df, pl.LazyFrame) else entity_df.schema
+        missing = sorted(k for k in keys if k not in columns)
+        if missing:
+            raise PointInTimeError(
+                f"entity frame lacks the entity key column(s) {missing}; it has {list(columns)}",
+                hint="Add the key columns of every requested group.",
+            )
+    return ReadPlan(groups, order, keys, entity_frame(entity_ids, keys), time_column)

@@ -70,6 +70,8 @@ class SparkQueryExecutor:
 
     name = "spark"
     dialect = "spark"
+    #: what callers may ask of this executor (see :mod:`tauro_workbench.engines`)
+    capabilities = frozenset({"write_files", "distributed_pit"})
 
     def __init__(
         self,
@@ -216,6 +218,44 @@ class SparkQueryExecutor:
             table = self._collect(lambda: self.dataframe(sql, params, dialect=dialect), sql)
         logger.debug("spark: {} rows in {:.3f} s", table.num_rows, time.perf_counter() - start)
         return pl.from_arrow(table).lazy()  # type: ignore[union-attr]
+
+    def write_files(self, sql: str, parent: Any, **options: Any) -> Any:
+        """Write the result of ``sql`` as Parquet files under ``parent`` (rows stay on Spark).
+
+        See :func:`tauro_workbench.engines.spark_delta.write_parquet_files` for the options.
+        """
+        from tauro_workbench.engines.spark_delta import write_parquet_files
+
+        return write_parquet_files(self, sql, parent, **options)
+
+    def point_in_time_join(
+        self,
+        entity: pl.DataFrame,
+        spec: Any,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        frames: Mapping[str, pl.DataFrame] | None = None,
+    ) -> pl.DataFrame:
+        """Join the rows of ``sql`` onto ``entity`` as of each row's time, on Spark.
+
+        Only ``entity``'s key and time columns are sent, and only the joined feature columns
+        come back, in ``entity``'s row order (see :mod:`tauro_workbench.engines.pit_spark`).
+        """
+        from tauro_workbench.engines.pit_spark import point_in_time_join_spark
+
+        narrow = entity.select([*spec.entity_keys, spec.entity_time])
+        try:
+            features_sdf = self.dataframe(sql, params, frames=frames)
+            entity_sdf = self.spark.createDataFrame(narrow.to_arrow())
+            joined = point_in_time_join_spark(entity_sdf, features_sdf, spec)
+            table = self._collect(lambda: joined.select(*spec.outputs), sql)
+        finally:
+            for name in frames or {}:
+                self.spark.catalog.dropTempView(name)
+        result = pl.from_arrow(table)
+        assert isinstance(result, pl.DataFrame)
+        return result
 
     def schema(self, sql: str, *, dialect: str | None = None) -> pl.Schema:
         """Return the result schema of ``sql`` (Spark's analysis only, no job runs)."""

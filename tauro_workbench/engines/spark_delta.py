@@ -1,90 +1,95 @@
-"""Materialize a virtual group computed on Spark: Spark writes Parquet, delta-rs commits it.
+"""Spark writes a query's result as Parquet files, for a Delta commit made by the caller.
 
 The rows never pass through the driver: Spark executors write the Parquet files (microsecond
-timestamps) into a fresh folder inside the group's Delta table, and deltalake commits them as
-one transaction (``DeltaTable.create_write_transaction`` with one ``AddAction`` per file). The
-hidden ``_tauro_seq`` column follows the materialized store's rule, ``(write number << 32) |
-row index``, with the write number equal to the table version the commit creates; the row
-index is the row's position in the persisted Spark result (partition offsets from one small
-count job). The commit uses no retries: if another writer commits first, the written files are
-deleted and a FeatureMaterializationError asks to run again.
+timestamps) into a fresh folder, cast to the caller's Arrow types, with a sequence column
+``(write_number << 32) | row index`` where the row index is the row's position in the persisted
+Spark result (partition offsets from one small count job). Key and non-null columns are checked
+with one Spark aggregate before anything is written.
 
-After the commit the write is recorded, ``FeaturesWritten`` is published and, with
-``sync_to_online``, the new rows are synced online from the watermark.
-
-Limits (documented): key/time nulls are checked with one Spark aggregate, but ``metadata``
-constraints (min, max, allowed values) are not checked on this path and writes are not profiled
-for drift; date-partitioned tables (``partition_by_date``) are not supported here (use the
-driver path).
+This module only writes files: committing them to a Delta table, recording the write and
+syncing it online belong to :mod:`tauro_workbench.stores.promotion` (engines never import
+stores or monitoring).
 """
 
 from __future__ import annotations
 
-import json
 import shutil
-import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loguru import logger
-
 from tauro_workbench.exceptions import FeatureMaterializationError, SchemaValidationError
-from tauro_workbench.monitoring.events import FeaturesWritten
-from tauro_workbench.stores.offline_table import DATE_COLUMN, SEQ_COLUMN
 
 if TYPE_CHECKING:
-    from tauro_workbench.registry import WriteRecord
-    from tauro_workbench.schema import FeatureGroupSchema
-    from tauro_workbench.stores.materialized import MaterializedFeatureStore
-    from tauro_workbench.stores.virtualized import VirtualizedFeatureStore
+    import pyarrow as pa
 
-__all__ = ["write_group_with_spark"]
+__all__ = ["WrittenFiles", "write_parquet_files"]
+
+_ROW_BITS = 32
 
 
-def write_group_with_spark(
-    store: VirtualizedFeatureStore,
-    schema: FeatureGroupSchema,
-    target: MaterializedFeatureStore,
+@dataclass(frozen=True)
+class WrittenFiles:
+    """Parquet files written by an engine into ``folder`` (absolute), with their total rows."""
+
+    folder: Path
+    files: tuple[Path, ...]
+    rows: int
+
+    def discard(self) -> None:
+        """Delete the folder and its files (after a failed commit)."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def write_parquet_files(
+    executor: Any,
+    sql: str,
+    parent: Path,
     *,
-    mode: str = "append",
-) -> WriteRecord:
-    """Compute ``schema``'s group on Spark and commit it to ``target``'s Delta table.
+    columns: Sequence[str],
+    arrow_schema: pa.Schema,
+    required: Sequence[str],
+    seq_column: str,
+    write_number: int,
+    group: str | None = None,
+) -> WrittenFiles:
+    """Compute ``sql`` on Spark and write it as Parquet files into a new folder under ``parent``.
+
+    Args:
+        executor: A :class:`~tauro_workbench.engines.spark.SparkQueryExecutor`.
+        sql: The query (in the executor's dialect).
+        parent: The folder (a Delta table's root) that receives a fresh ``spark-<uuid>`` folder.
+        columns: Columns to write, in order.
+        arrow_schema: Types to cast columns to (columns it lacks keep Spark's type).
+        required: Columns that must hold no null.
+        seq_column: Name of the sequence column added last.
+        write_number: The number put in the sequence column's high bits.
+        group: Feature group named in errors.
+
+    Returns:
+        The files written.
 
     Raises:
-        SchemaValidationError: If a key or the event time holds nulls (nothing is written).
-        FeatureMaterializationError: If the commit fails (written files are removed).
+        SchemaValidationError: If a required column holds nulls (nothing is written).
+        FeatureMaterializationError: For a column type the Spark path cannot write.
     """
-    import pyarrow.parquet as pq
-    from deltalake import CommitProperties, DeltaTable
-    from deltalake.transaction import AddAction, RemoveAction
     from pyspark.sql import functions as F
 
-    executor: Any = store.executor
     spark = executor.spark
-    started = time.perf_counter()
-    uri = target.table_uri(schema.name, schema.version)
-    table = target._table(schema)
-    declared = schema.arrow_schema()
-    sdf = executor.dataframe(store.group_sql(schema, list(schema.feature_names)))
-    for field in declared:
+    sdf = executor.dataframe(sql)
+    for field in arrow_schema:
         sdf = sdf.withColumn(field.name, F.col(field.name).cast(_spark_type(field.type)))
     sdf = sdf.persist()
     try:
-        required = [*schema.entity_keys, *([schema.timestamp_key] if schema.timestamp_key else [])]
-        required += [f.name for f in schema.features if not f.nullable]
-        nulls = sdf.select([F.sum(F.col(c).isNull().cast("long")).alias(c) for c in required]).first()
-        problems = [f"column {c!r} has {nulls[c]} null(s)" for c in required if nulls[c]]
-        if problems:
-            raise SchemaValidationError(problems, group=schema.name)
+        if required:
+            nulls = sdf.select([F.sum(F.col(c).isNull().cast("long")).alias(c) for c in required]).first()
+            problems = [f"column {c!r} has {nulls[c]} null(s)" for c in required if nulls[c]]
+            if problems:
+                raise SchemaValidationError(problems, group=group)
         counts = dict(sdf.groupBy(F.spark_partition_id().alias("p")).count().collect())
         rows = int(sum(counts.values()))
-        if table.exists() and DATE_COLUMN in DeltaTable(uri).schema().to_arrow().names:  # type: ignore[attr-defined]
-            raise FeatureMaterializationError(
-                f"{uri!r} is partitioned by date; the Spark path writes unpartitioned tables only.",
-                hint="Materialize with the DuckDB executor, or use a table without partition_by_date.",
-            )
-        number = (int(DeltaTable(uri).version()) if table.exists() else 0) + 1
         offsets, running = {}, 0
         for pid in sorted(counts):
             offsets[pid] = running
@@ -94,80 +99,17 @@ def write_group_with_spark(
         )
         pid = F.spark_partition_id()
         index = F.monotonically_increasing_id() - F.shiftleft(pid.cast("long"), 33)
-        seq = F.lit(number << 32) + (offset_map[pid] if offset_map is not None else F.lit(0)) + index
-        out = sdf.withColumn(SEQ_COLUMN, seq.cast("long")).select(*[*schema.columns, SEQ_COLUMN])
-        folder = f"spark-{uuid.uuid4().hex}"
+        seq = F.lit(write_number << _ROW_BITS) + (offset_map[pid] if offset_map is not None else F.lit(0)) + index
+        out = sdf.withColumn(seq_column, seq.cast("long")).select(*[*columns, seq_column])
+        folder = Path(parent) / f"spark-{uuid.uuid4().hex}"
         spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         spark.conf.set("mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
-        out.write.mode("error").parquet(str(Path(uri) / folder))
+        out.write.mode("error").parquet(str(folder))
     finally:
         sdf.unpersist()
-    files = sorted(Path(uri, folder).glob("*.parquet"))
-    if not table.exists():
-        # the same empty creation commit (version 0) as the materialized store makes
-        table._create(pq.read_schema(files[0]), [])  # type: ignore[attr-defined]
-    delta = DeltaTable(uri)
-    actions: list[AddAction | RemoveAction] = []
-    for file in files:
-        meta = pq.read_metadata(file)
-        stat = file.stat()
-        actions.append(
-            AddAction(
-                path=f"{folder}/{file.name}",
-                size=stat.st_size,
-                partition_values={},
-                modification_time=int(stat.st_mtime * 1000),
-                data_change=True,
-                stats=json.dumps({"numRecords": meta.num_rows}),
-            )
-        )
-    try:
-        delta.create_write_transaction(
-            actions,
-            mode=mode,
-            schema=delta.schema(),
-            commit_properties=CommitProperties(max_commit_retries=0, custom_metadata={"tauro.mode": mode}),
-        )
-    except Exception as err:
-        shutil.rmtree(Path(uri) / folder, ignore_errors=True)
-        raise FeatureMaterializationError(
-            f"committing {len(actions)} Spark-written files to {uri!r} failed (nothing was committed): {err}",
-            hint="Another writer may have committed first; run materialize again.",
-        ) from err
-    for crc in Path(uri, folder).glob(".*.crc"):
+    for crc in folder.glob(".*.crc"):
         crc.unlink()
-    seconds = time.perf_counter() - started
-    record = target.metadata.record_write(
-        schema.name,
-        schema.version,
-        mode=mode,
-        rows=rows,
-        table_version=number,
-        details={"format": "delta", "seconds": round(seconds, 6), "engine": "spark", "files": len(actions)},
-    )
-    target.events.publish(
-        FeaturesWritten(
-            group=schema.name,
-            version=schema.version,
-            rows=rows,
-            mode=mode,
-            table_version=number,
-            write_id=record.id,
-        )
-    )
-    if target.config.sync_to_online:
-        # incremental from the sync watermark: only the rows of this commit are read back
-        target.materialize_online(schema.name)
-    logger.info(
-        "spark {} {} rows to {} v{} (table version {}, {:.3f} s)",
-        mode,
-        rows,
-        schema.name,
-        schema.version,
-        number,
-        seconds,
-    )
-    return record
+    return WrittenFiles(folder, tuple(sorted(folder.glob("*.parquet"))), rows)
 
 
 def _spark_type(arrow_type: Any) -> str:

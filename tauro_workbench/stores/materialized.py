@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -39,23 +38,18 @@ import polars as pl
 from loguru import logger
 
 from tauro_workbench.config import FeatureStoreConfig
-from tauro_workbench.engines.pit import PointInTimeSpec, point_in_time_join
+from tauro_workbench.engines.pit import point_in_time_join
 from tauro_workbench.exceptions import (
     ConfigurationError,
     FeatureMaterializationError,
     FeatureNotFoundError,
     FeatureStoreException,
-    PointInTimeError,
 )
 from tauro_workbench.frames import FrameLike, to_lazyframe, to_utc
-from tauro_workbench.monitoring.events import EventBus, FeaturesWritten
+from tauro_workbench.monitoring.events import EventBus
 from tauro_workbench.monitoring.monitor import WriteMonitor
 from tauro_workbench.registry import FeatureStoreMetadata, WriteRecord
-from tauro_workbench.retrieval import (
-    entity_frame,
-    resolve_groups,
-    resolve_timestamp_column,
-)
+from tauro_workbench.retrieval import plan_read
 from tauro_workbench.retry import RetryPolicy
 from tauro_workbench.schema import FeatureGroupSchema, validate_identifier
 from tauro_workbench.stores.backfill import ChunkBy, Source, load_window
@@ -77,6 +71,7 @@ from tauro_workbench.stores.offline_table import (
     open_offline_table,
 )
 from tauro_workbench.stores.online_serving import OnlineServingMixin
+from tauro_workbench.stores.promotion import record_commit
 from tauro_workbench.stores.result_cache import ResultCache, frame_digest
 
 __all__ = ["MaterializedFeatureStore", "ReadInfo"]
@@ -314,39 +309,16 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
         details: dict[str, Any] = {"format": table.format, "seconds": round(seconds, 6)}
         if window is not None:
             details["window"] = [window[1].isoformat(), window[2].isoformat()]
-        record = self.metadata.record_write(
-            schema.name,
-            schema.version,
+        return record_commit(
+            self,
+            schema,
             mode=mode,
             rows=df.height,
             table_version=table_version,
             details=details,
+            frame=df,
+            report=report,
         )
-        stored = self.monitor.after_write(schema, record, report)
-        if stored is not None:  # return what the registry now holds for this write
-            record = dataclasses.replace(record, details={**record.details, "drift": stored.to_dict()})
-        # Published before the online sync: the offline write is committed even if the sync fails.
-        self.events.publish(
-            FeaturesWritten(
-                group=schema.name,
-                version=schema.version,
-                rows=df.height,
-                mode=mode,
-                table_version=table_version,
-                write_id=record.id,
-            )
-        )
-        self._sync_after_write(schema, df, record)
-        logger.info(
-            "{} {} rows to {} v{} (table version {}, {:.3f} s)",
-            mode,
-            df.height,
-            schema.name,
-            schema.version,
-            table_version,
-            seconds,
-        )
-        return record
 
     def _with_partition(
         self, schema: FeatureGroupSchema, table: OfflineTable, df: pl.DataFrame
@@ -448,18 +420,16 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
             >>> store.get_features(["age"], entity_ids={"user_id": [1, 2]}).collect()  # doctest: +SKIP
         """
         started = time.perf_counter()
-        schemas, grouped = resolve_groups(self.metadata, feature_names, full_feature_names=full_feature_names)
-        keys = list(dict.fromkeys(k for s in schemas.values() for k in s.entity_keys))
-        ids = entity_frame(entity_ids, keys)
+        read = plan_read(
+            self.metadata, feature_names, entity_ids=entity_ids, full_feature_names=full_feature_names
+        )
+        schemas, ids, outputs = read.schemas, read.ids, read.outputs
         when = to_utc(point_in_time) if point_in_time is not None else None
         versions = self._versions(schemas, as_of)
-        outputs = {
-            g: [r.output_name(full_feature_names=full_feature_names) for r in rs] for g, rs in grouped.items()
-        }
         cache_key = (
             "get_features",
             tuple((g, s.version, versions[g], tuple(outputs[g])) for g, s in schemas.items()),
-            tuple(r.feature for rs in grouped.values() for r in rs),
+            tuple(f for r in read.groups.values() for f in r.features),
             when,
             None if ids is None else frame_digest(ids),
         )
@@ -467,9 +437,7 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
         cached = result is not None
         if result is None:
             reads = [
-                GroupRead(
-                    s, self._scan_at(s, versions[g]), tuple(r.feature for r in grouped[g]), tuple(outputs[g])
-                )
+                GroupRead(s, self._scan_at(s, versions[g]), read.groups[g].features, tuple(outputs[g]))
                 for g, s in schemas.items()
             ]
             plan = latest_values(reads, ids, when)
@@ -523,37 +491,24 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
             >>> store.get_historical_features(labels, ["user_features.age"]).collect()  # doctest: +SKIP
         """
         started = time.perf_counter()
-        schemas, grouped = resolve_groups(self.metadata, feature_names, full_feature_names=full_feature_names)
         entity = to_lazyframe(entity_df)
-        time_column = resolve_timestamp_column(entity, timestamp_column)
-        entity_schema = entity.collect_schema()
-        missing = sorted({k for s in schemas.values() for k in s.entity_keys if k not in entity_schema})
-        if missing:
-            raise PointInTimeError(
-                f"entity frame lacks the entity key column(s) {missing}; it has {list(entity_schema)}",
-                hint="Add the key columns of every requested group.",
-            )
+        read = plan_read(
+            self.metadata,
+            feature_names,
+            entity_df=entity,
+            timestamp_column=timestamp_column,
+            full_feature_names=full_feature_names,
+        )
+        assert read.time_column is not None
+        schemas = read.schemas
         versions = self._versions(schemas, as_of)
         out = entity
-        for name, schema in schemas.items():
-            features = tuple(r.feature for r in grouped[name])
-            outputs = tuple(r.output_name(full_feature_names=full_feature_names) for r in grouped[name])
-            scan = self._scan_at(schema, versions[name])
-            if schema.timestamp_key is None:
-                out = join_latest(out, scan, schema, features, outputs)
+        for name, request in read.groups.items():
+            scan = self._scan_at(request.schema, versions[name])
+            spec = request.pit_spec(read.time_column, seq_column=SEQ_COLUMN)
+            if spec is None:
+                out = join_latest(out, scan, request.schema, request.features, request.outputs)
                 continue
-            spec = PointInTimeSpec(
-                entity_keys=tuple(schema.entity_keys),
-                entity_time=time_column,
-                event_time=schema.timestamp_key,
-                feature_columns=features,
-                output_names=outputs,
-                ttl=schema.ttl,
-                tie_breakers=(
-                    *([schema.created_timestamp_key] if schema.created_timestamp_key else []),
-                    SEQ_COLUMN,
-                ),
-            )
             out = point_in_time_join(out, scan, spec, engine=engine)
         self._record_read("get_historical_features", schemas, versions, out, started)
         return out

@@ -38,10 +38,10 @@ from tauro_workbench.exceptions import (
     OnlineStoreError,
     PointInTimeError,
 )
-from tauro_workbench.monitoring.events import Promoted, SyncFailed
+from tauro_workbench.monitoring.events import SyncFailed
 from tauro_workbench.online import OnlineStore, WriteResult, create_online_store
 from tauro_workbench.registry import WriteRecord
-from tauro_workbench.retrieval import group_refs, resolve_features
+from tauro_workbench.retrieval import plan_read
 from tauro_workbench.schema import FeatureGroupSchema
 from tauro_workbench.stores.offline_table import SEQ_COLUMN
 
@@ -192,19 +192,9 @@ class OnlineServingMixin:
         now = time.monotonic()
         if hit is not None and hit[0] == generation and hit[1] > now:
             return hit[2]  # type: ignore[no-any-return]
-        refs = resolve_features(self.metadata, list(names), full_feature_names=full_feature_names)
-        groups = []
-        for group, grefs in group_refs(refs).items():
-            schema = self.metadata.get_feature_group(group, grefs[0].version)
-            groups.append(
-                (
-                    schema,
-                    [r.feature for r in grefs],
-                    [r.output_name(full_feature_names=full_feature_names) for r in grefs],
-                )
-            )
+        read = plan_read(self.metadata, list(names), full_feature_names=full_feature_names)
         plan = _ReadPlan(
-            tuple(groups), tuple(r.output_name(full_feature_names=full_feature_names) for r in refs)
+            tuple((r.schema, list(r.features), list(r.outputs)) for r in read.groups.values()), read.order
         )
         if len(cache) >= 256:
             cache.clear()
@@ -425,6 +415,6 @@ class OnlineServingMixin:
                     f"Cannot promote {feature_group!r} to {to!r}; valid targets: ['online']."
                 )
             return parent(feature_group, to=to, **options)  # type: ignore[no-any-return]
-        report = self.materialize_online(feature_group, **options)
-        self.events.publish(Promoted(group=feature_group, target="online", rows=report.entities))
-        return report
+        from tauro_workbench.stores.promotion import sync_online
+
+        return sync_online(self, feature_group, **options)  # type: ignore[arg-type]

@@ -31,6 +31,7 @@ from loguru import logger
 
 from tauro_workbench.config import FeatureStoreConfig
 from tauro_workbench.dtypes import TypeSpec, can_cast_losslessly
+from tauro_workbench.engines import DISTRIBUTED_PIT, create_executor, has_capability
 from tauro_workbench.engines.base import QueryExecutor, QueryResult, strip_context
 from tauro_workbench.engines.pit import PointInTimeSpec, point_in_time_join
 from tauro_workbench.engines.sql_dialect import check_dialect, parse_query, referenced_tables
@@ -42,11 +43,7 @@ from tauro_workbench.exceptions import (
 from tauro_workbench.frames import FrameLike, to_dataframe, to_utc, utc_datetime_expr
 from tauro_workbench.monitoring.events import EventBus
 from tauro_workbench.registry import FeatureStoreMetadata
-from tauro_workbench.retrieval import (
-    entity_frame,
-    resolve_groups,
-    resolve_timestamp_column,
-)
+from tauro_workbench.retrieval import entity_frame, plan_read
 from tauro_workbench.schema import FeatureGroupSchema
 from tauro_workbench.stores.base import BaseFeatureStore, HealthReport
 from tauro_workbench.stores.latest_values import GroupRead, apply_ttl, latest_values
@@ -78,14 +75,8 @@ def _build_executor(
     given = context.get("sources") if isinstance(context, Mapping) else getattr(context, "sources", None)
     sources = SourceRegistry.of(given)
     sources.attach(metadata)
-    if config.virtualized.executor_type == "spark":
-        from tauro_workbench.engines.spark import SparkQueryExecutor
-
-        spark = context.get("spark") if isinstance(context, Mapping) else getattr(context, "spark", None)
-        return SparkQueryExecutor(spark=spark, config=config, sources=sources)
-    from tauro_workbench.engines.duckdb import DuckDBQueryExecutor
-
-    return DuckDBQueryExecutor(config=config, sources=sources)
+    spark = context.get("spark") if isinstance(context, Mapping) else getattr(context, "spark", None)
+    return create_executor(config, sources=sources, spark=spark)
 
 
 class VirtualizedFeatureStore(BaseFeatureStore):
@@ -401,16 +392,14 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         Example:
             >>> store.get_features(["age"], entity_ids={"user_id": [1, 2]}).collect()  # doctest: +SKIP
         """
-        schemas, grouped = resolve_groups(self.metadata, feature_names, full_feature_names=full_feature_names)
-        keys = list(dict.fromkeys(k for s in schemas.values() for k in s.entity_keys))
-        ids = entity_frame(entity_ids, keys)
+        read = plan_read(
+            self.metadata, feature_names, entity_ids=entity_ids, full_feature_names=full_feature_names
+        )
+        schemas, ids, outputs = read.schemas, read.ids, read.outputs
         when = to_utc(point_in_time) if point_in_time is not None else None
-        outputs = {
-            g: [r.output_name(full_feature_names=full_feature_names) for r in rs] for g, rs in grouped.items()
-        }
         reads = []
         for name, schema in schemas.items():
-            features = [r.feature for r in grouped[name]]
+            features = list(read.groups[name].features)
             rows = self.compute_group(
                 name, features, entity_ids=None if ids is None else ids.select(schema.entity_keys), end=when
             )
@@ -438,44 +427,36 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         Example:
             >>> store.get_historical_features(labels, ["user_features.age"]).collect()  # doctest: +SKIP
         """
-        schemas, grouped = resolve_groups(self.metadata, feature_names, full_feature_names=full_feature_names)
         entity = to_dataframe(entity_df)
-        time_column = resolve_timestamp_column(entity, timestamp_column)
-        missing = sorted({k for s in schemas.values() for k in s.entity_keys if k not in entity.columns})
-        if missing:
-            raise PointInTimeError(
-                f"entity frame lacks the entity key column(s) {missing}; it has {entity.columns}",
-                hint="Add the key columns of every requested group.",
-            )
+        read = plan_read(
+            self.metadata,
+            feature_names,
+            entity_df=entity,
+            timestamp_column=timestamp_column,
+            full_feature_names=full_feature_names,
+        )
+        time_column = read.time_column
+        assert time_column is not None
         times = entity.select(utc_datetime_expr(time_column, entity.schema[time_column]).alias("t"))["t"]
         out = entity
-        for name, schema in schemas.items():
-            features = tuple(r.feature for r in grouped[name])
-            outputs = tuple(r.output_name(full_feature_names=full_feature_names) for r in grouped[name])
+        for name, request in read.groups.items():
+            schema, features, outputs = request.schema, request.features, request.outputs
             ids = entity.select(schema.entity_keys).drop_nulls()
-            if schema.timestamp_key is None:
+            spec = request.pit_spec(time_column)
+            if spec is None:
                 rows = self.compute_group(name, features, entity_ids=ids)
                 out = _join_static(out, rows, schema, features, outputs)
                 continue
             upper = times.max()
             lower = None if schema.ttl is None or upper is None else times.min() - schema.ttl  # type: ignore[operator]
-            spec = PointInTimeSpec(
-                entity_keys=tuple(schema.entity_keys),
-                entity_time=time_column,
-                event_time=schema.timestamp_key,
-                feature_columns=features,
-                output_names=outputs,
-                ttl=schema.ttl,
-                tie_breakers=(schema.created_timestamp_key,) if schema.created_timestamp_key else (),
-            )
-            if self.executor.name == "spark":
-                out = self._spark_pit(out, schema, spec, ids, lower, upper)  # type: ignore[arg-type]
+            if has_capability(self.executor, DISTRIBUTED_PIT):
+                out = self._engine_pit(out, schema, spec, ids, lower, upper)  # type: ignore[arg-type]
             else:
                 rows = self.compute_group(name, features, entity_ids=ids, start=lower, end=upper)  # type: ignore[arg-type]
                 out = point_in_time_join(out.lazy(), rows.lazy(), spec).collect()
         return out.lazy()
 
-    def _spark_pit(
+    def _engine_pit(
         self,
         entity: pl.DataFrame,
         schema: FeatureGroupSchema,
@@ -484,25 +465,12 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         lower: datetime | None,
         upper: datetime | None,
     ) -> pl.DataFrame:
-        """Run the point-in-time join on Spark (window functions), transferring only the result."""
-        from tauro_workbench.engines.pit_spark import point_in_time_join_spark
-
+        """Run the point-in-time join on the engine (Spark window functions), transferring only the result."""
         text, params, frames = self._pushdown(schema, spec.feature_columns, ids, lower, upper)
-        executor: Any = self.executor
-        narrow = entity.select([*spec.entity_keys, spec.entity_time])
-        try:
-            features_sdf = executor.dataframe(text, params, frames=frames)
-            entity_sdf = executor.spark.createDataFrame(narrow.to_arrow())
-            joined = point_in_time_join_spark(entity_sdf, features_sdf, spec)
-            table = executor._collect(lambda: joined.select(*spec.outputs), text)
-        finally:
-            for name in frames:
-                executor.spark.catalog.dropTempView(name)
-        result = pl.from_arrow(table)
-        assert isinstance(result, pl.DataFrame)
+        result = self.executor.point_in_time_join(entity, spec, text, params, frames=frames)  # type: ignore[attr-defined]
         if result.height != entity.height:
             raise PointInTimeError(
-                f"Spark point-in-time join returned {result.height} rows for {entity.height}"
+                f"the engine's point-in-time join returned {result.height} rows for {entity.height}"
             )
         return entity.hstack(self._typed(schema, result).get_columns())
 
@@ -516,10 +484,10 @@ class VirtualizedFeatureStore(BaseFeatureStore):
     ) -> Any:
         """Compute a virtual group and write it to a materialized store (one transaction).
 
-        With the Spark executor, Spark writes the Parquet files into the Delta table and
-        delta-rs commits them as one transaction, so rows never pass through the driver (see
-        :mod:`tauro_workbench.engines.spark_delta`); otherwise the result is written with
-        ``target.write_features``.
+        With an executor that writes files (Spark), the engine writes the Parquet files into the
+        Delta table and delta-rs commits them as one transaction, so rows never pass through the
+        driver; otherwise the result is written with ``target.write_features`` (see
+        :mod:`tauro_workbench.stores.promotion`, the one promotion path).
 
         Returns:
             The registry's write record.
@@ -527,24 +495,9 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         Example:
             >>> virtual.materialize("user_features", materialized_store)  # doctest: +SKIP
         """
-        schema = self.metadata.get_feature_group(feature_group)
-        if target.metadata.find_feature_group(schema.name, schema.version) is None:
-            target.register_features(schema)
-        if (
-            self.executor.name == "spark"
-            and target.storage_format == "delta"
-            and mode in ("append", "overwrite")
-        ):
-            from tauro_workbench.engines.spark_delta import write_group_with_spark
+        from tauro_workbench.stores.promotion import materialize
 
-            return write_group_with_spark(self, schema, target, mode=mode)
-        if self.executor.name == "spark":
-            logger.warning(
-                "materializing {} through the driver: the Spark path supports Delta append/overwrite",
-                schema.name,
-            )
-        frame = self.compute_group(schema.name, list(schema.feature_names))
-        return target.write_features(schema.name, frame, mode=mode)
+        return materialize(self, target, feature_group, mode=mode)
 
     def write_features(
         self,
