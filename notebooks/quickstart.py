@@ -9,131 +9,97 @@ def _(mo):
     mo.md(r"""
     # tauro_workbench quickstart
 
-    The whole tour on the embedded defaults — Polars, DuckDB, Delta Lake on local disk, a SQLite
-    registry and an in-memory online store. No Redis, no Spark, no server.
+    The whole tour through one object, the `Workbench`, on the embedded defaults — Polars,
+    DuckDB, Delta Lake on local disk, a SQLite registry and an in-memory online store. No Redis,
+    no Spark, no server, no network.
 
-    1. register the silver **sources** and three **feature groups**;
-    2. **materialize** card-transaction aggregates month by month, with a drift check on every write;
-    3. define a **virtual** group in SQL, computed on demand by DuckDB;
-    4. read the latest **features** of a few users;
-    5. build a **point-in-time training set** from a labels frame;
-    6. look at the **drift report** of the shifted month (June 2026);
-    7. **promote** the groups online and read them back.
+    1. **register** sources and feature groups, and write card-spending aggregates month by
+       month (each write is checked for drift);
+    2. **define** a virtual group in SQL and **preview** it;
+    3. **promote** it to a Delta table;
+    4. build a point-in-time **training set**;
+    5. serve the latest values **online**;
+    6. look at the **lineage** graph and the **drift** of the shifted month;
+    7. browse the registry in the **browser** widget.
 
-    Run it as a script with `python notebooks/quickstart.py`, or open it with
-    `marimo edit notebooks/quickstart.py`.
+    Run it headless with `python notebooks/quickstart.py`, open it with
+    `marimo edit notebooks/quickstart.py`, or serve it with `marimo run`.
     """)
     return
 
 
 @app.cell
 def _():
-    import time
-
     import marimo as mo
     import polars as pl
 
-    from tauro_workbench import (
-        DataType,
-        FeatureGroupSchema,
-        FeatureSchema,
-        FeatureType,
-        MaterializedFeatureStore,
-        VirtualizedFeatureStore,
-    )
+    from tauro_workbench import DataType, FeatureGroupSchema, FeatureSchema, FeatureType, Workbench
+    from tauro_workbench.catalog import Catalog
+    from tauro_workbench.notebook import browse, charts
     from tauro_workbench.quickstart import demo_repo, sample_data_path
 
     return (
+        Catalog,
         DataType,
         FeatureGroupSchema,
         FeatureSchema,
         FeatureType,
-        MaterializedFeatureStore,
-        VirtualizedFeatureStore,
+        Workbench,
+        browse,
+        charts,
         demo_repo,
         mo,
         pl,
         sample_data_path,
-        time,
     )
 
 
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
-    ## 1. A fresh feature repo
+    ## 1. A fresh feature repo and its sources
 
-    The repo is the folder named by the `TAURO_FS_STORAGE_PATH` environment variable, or
-    `./feature_repo` (relative to where you run this). It holds the registry (`registry.db`)
-    and one Delta table per feature group under `offline/`.
-
-    **Every run starts from an empty repo**, so running the notebook twice gives the same
-    result: `demo_repo()` deletes what the previous run left — but only in a folder that a demo
-    created (it carries a `.tauro_demo` marker); it refuses to touch anything else. Appending
-    the same months again instead would double the rows, and the drift check would compare
-    January with the previous run's June.
+    The repo is `$TAURO_FS_STORAGE_PATH`, else `./feature_repo_quickstart` — its own folder, so
+    the README tour's `./feature_repo` is never touched. **Every run starts from an empty repo**:
+    `demo_repo()` empties the folder first, but only a folder a demo created (it carries a
+    `.tauro_demo` marker). A source is a named silver table that SQL reads by name.
     """)
     return
 
 
 @app.cell
-def _(MaterializedFeatureStore, VirtualizedFeatureStore, demo_repo, mo, sample_data_path):
-    repo = demo_repo("feature_repo")
+def _(Workbench, demo_repo, mo, sample_data_path):
+    repo = demo_repo("feature_repo_quickstart")
     silver = sample_data_path(mo.notebook_dir())
-    store = MaterializedFeatureStore(storage_path=repo, config={"enable_online_store": True})
-    virtual = VirtualizedFeatureStore(config=store.config, metadata=store.metadata, events=store.events)
-    print(f"[repo] {repo} (offline tables: {store.config.offline_format}, online store: in memory)")
-    return repo, silver, store, virtual
-
-
-@app.cell(hide_code=True)
-def _(mo):
-    mo.md(r"""
-    ## 2. Sources
-
-    A source is a named silver table. Virtual features read sources by name in SQL; the
-    registry remembers where each file-backed source lives.
-    """)
-    return
-
-
-@app.cell
-def _(pl, silver, virtual):
+    wb = Workbench(repo)
     for _table in ("users", "purchases", "transactions"):
-        virtual.add_source(f"silver.{_table}", str(silver / f"{_table}.parquet"))
-    sources = pl.DataFrame(
-        [
-            {"source": s.name, "format": s.format, "rows": s.row_estimate, "columns": len(s.schema)}
-            for s in virtual.executor.sources.list()
-        ]
-    )
+        wb.add_source(f"silver.{_table}", str(silver / f"{_table}.parquet"))
+    print(f"[repo] {repo} (mode {wb.config.mode.value}, online store in memory)")
     print(
-        "[sources] " + ", ".join(f"{r['source']} ({r['rows']:,} rows)" for r in sources.iter_rows(named=True))
+        "[sources] "
+        + ", ".join(
+            f"{s.name} ({s.describe().row_estimate:,} rows)"
+            for s in sorted(wb.sources(), key=lambda s: s.name)
+        )
     )
-    sources
-    return
+    return repo, silver, wb
 
 
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
-    ## 3. Feature groups
+    ## 2. Register feature groups
 
-    A feature group is a typed schema: entity keys, an event time, and features.
-
-    - **`user_features`** — profile attributes of a user from `silver.users`. It has no event
-      time (`timestamp_key=None`): a training set gets the latest profile of each user.
-    - **`user_txn_daily`** — card spending of a user per day, computed with Polars from
-      `silver.transactions`. Its event time is `day_end`, the **end** of the day: a daily total
-      is only known once the day is over, so a label at noon must not see that day's total.
-      No ttl here, because the sample data ends in June 2026: with, say, `ttl="30d"` the online
-      values would (rightly) read as null today.
+    A feature group is a typed schema: entity keys, an event time and features.
+    `user_features` has no event time (a training set gets each user's latest profile).
+    `user_txn_daily` is card spending per user and day; its event time is the **end** of the
+    day, because a daily total is only known once the day is over.
     """)
     return
 
 
 @app.cell
-def _(DataType, FeatureGroupSchema, FeatureSchema, FeatureType, store):
+def _(Catalog, DataType, FeatureGroupSchema, FeatureSchema, FeatureType, wb):
     user_features = FeatureGroupSchema(
         name="user_features",
         entity_keys=["user_id"],
@@ -143,8 +109,8 @@ def _(DataType, FeatureGroupSchema, FeatureSchema, FeatureType, store):
             FeatureSchema("age", DataType.INT, FeatureType.NUMERICAL, metadata={"min": 0, "max": 150}),
             FeatureSchema("country", DataType.STRING, FeatureType.CATEGORICAL),
             FeatureSchema("plan", DataType.STRING, FeatureType.CATEGORICAL),
-            FeatureSchema("marketing_opt_in", DataType.BOOLEAN, FeatureType.CATEGORICAL),
         ],
+        tags={"team": "growth"},
     )
     user_txn_daily = FeatureGroupSchema(
         name="user_txn_daily",
@@ -155,127 +121,87 @@ def _(DataType, FeatureGroupSchema, FeatureSchema, FeatureType, store):
             FeatureSchema("txn_count", DataType.INT, FeatureType.NUMERICAL),
             FeatureSchema("txn_amount_sum", DataType.DOUBLE, FeatureType.NUMERICAL),
             FeatureSchema("txn_amount_mean", DataType.DOUBLE, FeatureType.NUMERICAL),
-            FeatureSchema("txn_amount_max", DataType.DOUBLE, FeatureType.NUMERICAL),
-            FeatureSchema("declined_count", DataType.INT, FeatureType.NUMERICAL),
         ],
+        tags={"team": "risk"},
     )
     for _schema in (user_features, user_txn_daily):
-        store.register_features(_schema)
-    print(f"[groups] registered {', '.join(store.metadata.list_feature_groups())}")
+        wb.register(_schema)
+    print(f"[groups] registered {', '.join(g.name for g in wb.groups())}")
+    wb.get_group("user_txn_daily")
     return user_features, user_txn_daily
 
 
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
-    ## 4. Materialize
+    ## 3. Write month by month
 
-    `user_features` is one write. The daily aggregates are computed once with Polars (exact
-    duplicate transactions dropped first) and written **month by month**, the way a daily or
-    monthly job would land them. Every write is validated against the schema, committed as one
-    Delta transaction, profiled, and compared with the previous write for drift. June 2026 is
-    the month where amounts shift in the sample data.
+    Each write is validated, committed as one Delta transaction, profiled and compared with the
+    previous write for drift. June 2026 is the month where amounts shift in the sample data.
     """)
     return
 
 
 @app.cell
-def _(pl, store, time, user_features, virtual):
-    _started = time.perf_counter()
-    _users = virtual.executor.sources.get("silver.users").scan()
-    user_rows = _users.select(
+def _(pl, silver, user_features, user_txn_daily, wb):
+    _users = pl.read_parquet(silver / "users.parquet").select(
         "user_id",
         ((pl.col("updated_at").dt.date() - pl.col("birth_date")).dt.total_days() // 365)
         .cast(pl.Int32)
         .alias("age"),
         "country",
         "plan",
-        "marketing_opt_in",
-    ).collect()
-    _record = store.write_features(user_features.name, user_rows, mode="overwrite")
-    print(
-        f"[write] user_features: {_record.rows:,} rows, table version {_record.table_version} ({time.perf_counter() - _started:.2f} s)"
     )
-    user_rows.head(5)
-    return
-
-
-@app.cell
-def _(pl, virtual):
-    daily = (
-        virtual.executor.sources.get("silver.transactions")
-        .scan()
-        .unique("transaction_id", keep="first", maintain_order=True)
-        .group_by("user_id", pl.col("transaction_ts").dt.truncate("1d").alias("day"))
+    _profile = wb.write(user_features.name, _users, mode="overwrite")
+    print(f"[write] user_features: {_profile.rows:,} rows, table version {_profile.table_version}")
+    transactions = pl.read_parquet(silver / "transactions.parquet").unique(
+        "transaction_id", keep="first", maintain_order=True
+    )
+    _daily = (
+        transactions.group_by("user_id", pl.col("transaction_ts").dt.truncate("1d").alias("day"))
         .agg(
             pl.len().cast(pl.Int32).alias("txn_count"),
             pl.col("amount").sum().alias("txn_amount_sum"),
             pl.col("amount").mean().alias("txn_amount_mean"),
-            pl.col("amount").max().alias("txn_amount_max"),
-            (pl.col("status") == "declined").sum().cast(pl.Int32).alias("declined_count"),
         )
         .with_columns((pl.col("day") + pl.duration(days=1)).alias("day_end"))
         .sort("day_end", "user_id")
-        .collect()
     )
-    print(f"[aggregate] {daily.height:,} user-days from silver.transactions")
-    return (daily,)
-
-
-@app.cell
-def _(daily, pl, store, time, user_txn_daily):
-    drift_events = []
-    _subscription = store.events.subscribe(drift_events.append, kinds=["drift_detected"])
-    _rows = []
-    for _month, _part in daily.group_by(
-        pl.col("day").dt.strftime("%Y-%m").alias("month"), maintain_order=True
-    ):
-        _started = time.perf_counter()
-        _record = store.write_features(user_txn_daily.name, _part.drop("day"))
-        _report = store.monitor.reports(user_txn_daily.name)[-1]
-        _rows.append(
+    _months = []
+    for (_month,), _part in _daily.group_by(pl.col("day").dt.strftime("%Y-%m"), maintain_order=True):
+        _record = wb.write(user_txn_daily.name, _part.drop("day"))
+        _drift = _record.details.get("drift") or {}
+        _months.append(
             {
-                "month": _month[0],
+                "month": _month,
                 "rows": _record.rows,
                 "table_version": _record.table_version,
-                "drift": _report.verdict,
-                "max_psi": _report.max_psi,
-                "drifted": ", ".join(_report.drifted),
-                "seconds": round(time.perf_counter() - _started, 3),
+                "drift": _drift.get("verdict"),
             }
         )
-        _psi = "" if _report.max_psi is None else f", max PSI {_report.max_psi:.3f}"
-        _flagged = f" in {_rows[-1]['drifted']}" if _rows[-1]["drifted"] else ""
         print(
-            f"[write] user_txn_daily {_month[0]}: {_record.rows:,} rows -> table v{_record.table_version} "
-            f"in {_rows[-1]['seconds']:.2f} s; drift check: {_report.verdict}{_psi}{_flagged}"
+            f"[write] user_txn_daily {_month}: {_record.rows:,} rows -> table v{_record.table_version}; drift check: {_drift.get('verdict')}"
         )
-    _subscription.cancel()
-    monthly = pl.DataFrame(_rows)
+    monthly = pl.DataFrame(_months)
     assert monthly["drift"].to_list()[-1] == "drift", "June 2026 should drift"
-    assert "drift" not in monthly["drift"].to_list()[:-1], "January to May should not drift"
-    print(
-        f"[events] drift_detected published {len(drift_events)} time(s): {[e.features for e in drift_events]}"
-    )
     monthly
-    return
+    return (transactions,)
 
 
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
-    ## 5. A virtual group in SQL
+    ## 4. A virtual group in SQL, previewed
 
-    `user_purchases_daily` is never stored: DuckDB computes it from `silver.purchases` when it
-    is read. The definition is validated now (it parses, reads known sources, returns the keys,
-    the event time and the declared types) and its lineage is recorded. `preview` shows the
-    rows with the SQL that ran and its timing.
+    `user_purchases_daily` is computed on demand by DuckDB from `silver.purchases`. The SQL is
+    validated now (it parses, reads known sources, returns the declared columns and types) and
+    its lineage recorded. `preview` shows the rows, the SQL that ran, the route and the timing.
     """)
     return
 
 
 @app.cell
-def _(DataType, FeatureGroupSchema, FeatureSchema, FeatureType, virtual):
+def _(DataType, FeatureGroupSchema, FeatureSchema, FeatureType, wb):
     user_purchases_daily = FeatureGroupSchema(
         name="user_purchases_daily",
         entity_keys=["user_id"],
@@ -286,10 +212,10 @@ def _(DataType, FeatureGroupSchema, FeatureSchema, FeatureType, virtual):
             FeatureSchema("purchase_amount", DataType.DOUBLE, FeatureType.NUMERICAL),
         ],
     )
-    virtual.register_features(user_purchases_daily)
-    virtual.define_virtual_features(
+    wb.register(user_purchases_daily)
+    wb.define_virtual(
         user_purchases_daily.name,
-        """
+        sql="""
         SELECT user_id,
                date_trunc('day', purchased_at) + INTERVAL 1 DAY AS day_end,
                count(DISTINCT purchase_id) AS purchase_count,
@@ -298,166 +224,173 @@ def _(DataType, FeatureGroupSchema, FeatureSchema, FeatureType, virtual):
         GROUP BY ALL
         """,
     )
-    preview = virtual.preview(user_purchases_daily.name, limit=5)
+    preview = wb.preview(user_purchases_daily.name, limit=5)
     print(
-        f"[virtual] user_purchases_daily: preview of {preview.to_polars().height} rows by {preview.engine} in {preview.seconds * 1000:.0f} ms"
+        f"[preview] user_purchases_daily: {preview.frame.height} rows via {preview.route} on {preview.engine}"
     )
     preview
+    return (user_purchases_daily,)
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 5. Promote it to a Delta table
+
+    One call computes the SQL and writes the result as one Delta transaction (with a drift
+    profile). Running it again finds nothing to do. `explain` shows where a read now goes.
+    """)
+    return
+
+
+@app.cell
+def _(user_purchases_daily, wb):
+    promotion = wb.promote(user_purchases_daily.name, to="materialized")
+    _again = wb.promote(user_purchases_daily.name, to="materialized")
+    print(f"[promote] {promotion.message}; again: changed={_again.changed}")
+    promotion
+    return
+
+
+@app.cell
+def _(wb):
+    wb.explain(["user_purchases_daily.purchase_count"])
     return
 
 
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
-    ## 6. Latest features of a few users
+    ## 6. A point-in-time training set
 
-    `get_features` returns a lazy Polars frame: one row per requested id, in order, with the
-    latest value of each feature (nulls for an unknown id). Name features as `group.feature`.
+    Labels: every June 2026 card transaction with `is_fraud`. Each label row gets, per group,
+    the latest value whose event time is **at or before** the label's time — never one from
+    its future — and exactly one output row per label row. The display shows the table
+    versions read and how many labels each group matched.
     """)
     return
 
 
 @app.cell
-def _(store, time, virtual):
-    users = {"user_id": [1, 2, 3, 42]}
-    offline_names = [
-        "user_features.plan",
-        "user_features.age",
-        "user_txn_daily.txn_count",
-        "user_txn_daily.txn_amount_sum",
-    ]
-    _started = time.perf_counter()
-    latest = store.get_features(offline_names, entity_ids=users).collect()
-    _seconds = time.perf_counter() - _started
-    latest_virtual = virtual.get_features(["user_purchases_daily.purchase_count"], entity_ids=users).collect()
-    print(
-        f"[get_features] {latest.height} users in {_seconds * 1000:.0f} ms: "
-        + "; ".join(
-            f"user {r['user_id']}: plan={r['plan']} age={r['age']} txn_amount_sum={r['txn_amount_sum']}"
-            for r in latest.head(3).iter_rows(named=True)
-        )
+def _(pl, transactions, wb):
+    labels = transactions.filter(pl.col("transaction_ts") >= pl.datetime(2026, 6, 1, time_zone="UTC")).select(
+        "transaction_id", "user_id", pl.col("transaction_ts").alias("event_timestamp"), "is_fraud"
     )
-    print(f"[get_features] virtual purchase_count: {latest_virtual['purchase_count'].to_list()}")
-    latest
-    return latest, offline_names, users
-
-
-@app.cell(hide_code=True)
-def _(mo):
-    mo.md(r"""
-    ## 7. A point-in-time training set
-
-    Labels: every June 2026 card transaction, with `is_fraud` as the label and the transaction
-    time as the point in time. For each row, each group contributes the latest value whose
-    event time is **at or before** that time — never a value from its future. The result has
-    exactly one row per label row, in order. Materialized and virtual groups chain: the second
-    join adds columns to the first one's output.
-    """)
-    return
-
-
-@app.cell
-def _(pl, store, time, virtual):
-    labels = (
-        virtual.executor.sources.get("silver.transactions")
-        .scan()
-        .unique("transaction_id", keep="first", maintain_order=True)
-        .filter(pl.col("transaction_ts") >= pl.datetime(2026, 6, 1, time_zone="UTC"))
-        .select("transaction_id", "user_id", pl.col("transaction_ts").alias("event_timestamp"), "is_fraud")
-        .collect()
-    )
-    _started = time.perf_counter()
-    _offline = store.get_historical_features(
+    training = wb.training_set(
         labels,
         [
             "user_features.plan",
             "user_features.age",
             "user_txn_daily.txn_count",
             "user_txn_daily.txn_amount_sum",
+            "user_purchases_daily.purchase_count",
         ],
     )
-    training = virtual.get_historical_features(_offline, ["user_purchases_daily.purchase_count"]).collect()
-    _seconds = time.perf_counter() - _started
-    assert training.height == labels.height and training["transaction_id"].equals(labels["transaction_id"])
-    _filled = {
-        c: f"{1 - training[c].null_count() / training.height:.0%}"
-        for c in ("plan", "txn_amount_sum", "purchase_count")
-    }
+    assert training.frame.height == labels.height
     print(
-        f"[training set] {labels.height:,} label rows -> {training.height:,} rows x {training.width} columns "
-        f"in {_seconds:.2f} s; {training['is_fraud'].sum()} frauds; non-null: {_filled}"
+        f"[training set] {labels.height:,} label rows -> {training.frame.height:,} rows x {training.frame.width} columns; "
+        f"match rate {', '.join(f'{g} {r:.0%}' for g, r in training.match_rate.items())}"
     )
-    training.head(10)
+    training
     return
 
 
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
-    ## 8. The drift report of June
+    ## 7. Online
 
-    Each write's profile (counts, null rate, quantiles, histogram or top categories) is stored
-    with the write, and compared with the previous write: PSI and KS per numeric feature, PSI
-    per categorical one, and the null-rate change. June's amounts are 1.5x higher.
+    `promote(group, to="online")` syncs the latest row per entity to the online store; online
+    reads return plain Python values and agree with the offline read.
     """)
     return
 
 
 @app.cell
-def _(store, user_txn_daily):
-    june = store.monitor.reports(user_txn_daily.name)[-1]
-    print(
-        f"[drift] June vs {june.reference}: {june.verdict}; "
-        + ", ".join(f"{f.feature} PSI {f.psi:.3f} KS {f.ks:.3f} ({f.verdict})" for f in june.features)
-    )
+def _(pl, wb):
+    for _group in ("user_features", "user_txn_daily"):
+        print(f"[online] {wb.promote(_group, to='online').message}")
+    _names = ["user_features.plan", "user_txn_daily.txn_count", "user_txn_daily.txn_amount_sum"]
+    one = wb.get_online_features(_names, entity_keys={"user_id": 42})
+    _offline = wb.get_features(_names, entity_ids={"user_id": [42]}).collect()
+    assert _offline.drop("user_id").row(0, named=True) == one, (one, _offline)
+    print(f"[online] user 42: {one} (matches the offline read)")
+    pl.DataFrame([one])
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 8. Lineage
+
+    Sources → SQL → features → group → online, plus the writes that landed data (the
+    promotion ran the SQL). Drawn offline as SVG; `to_png()` and `to_dict()` export it.
+    """)
+    return
+
+
+@app.cell
+def _(user_purchases_daily, wb):
+    lineage = wb.lineage(user_purchases_daily.name)
+    print(f"[lineage] {lineage.to_text().splitlines()[0]}")
+    lineage
+    return
+
+
+@app.cell(hide_code=True)
+def _(mo):
+    mo.md(r"""
+    ## 9. Drift of the shifted month
+
+    The latest report of `user_txn_daily` (June vs May): PSI, KS and null-rate change per
+    feature with a verdict, then the PSI chart and each statistic of `txn_amount_mean` over
+    every write (Altair, rendered by marimo without a CDN).
+    """)
+    return
+
+
+@app.cell
+def _(user_txn_daily, wb):
+    june = wb.drift(user_txn_daily.name)
+    print(f"[drift] June vs {june.reference}: {june.verdict}; drifted {june.drifted}")
     june
+    return (june,)
+
+
+@app.cell
+def _(charts, june, mo, user_txn_daily, wb):
+    mo.vstack(
+        [
+            charts.drift_overview(june),
+            charts.feature_over_time(wb.metadata, user_txn_daily.name, "txn_amount_mean"),
+        ]
+    )
     return
 
 
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
-    ## 9. Online
+    ## 10. Browse the registry
 
-    `promote(group, to="online")` syncs the latest row per entity to the online store (here in
-    memory; set `online_store={"type": "redis", "url": ...}` for Redis). Online reads return
-    plain Python values for one entity, or a Polars frame for many, and agree with the
-    offline `get_features`.
+    Search, pick a group, see its schema, lineage, last writes and drift verdict; preview or
+    promote it — the actions run in this kernel.
     """)
     return
 
 
 @app.cell
-def _(latest, offline_names, pl, store, time, user_features, user_txn_daily, users):
-    for _group in (user_features.name, user_txn_daily.name):
-        _sync = store.promote(_group, to="online")
-        print(
-            f"[online] promoted {_group}: {_sync.entities:,} entities synced in {_sync.seconds * 1000:.0f} ms"
-        )
-    one = store.get_online_features(offline_names, entity_keys={"user_id": 42})
-    many = store.get_online_features(offline_names, entity_keys=users)
-    assert isinstance(many, pl.DataFrame) and many.equals(latest), "online and offline reads differ"
-    _timings = []
-    for _ in range(500):
-        _started = time.perf_counter()
-        store.get_online_features(offline_names, entity_keys={"user_id": 42})
-        _timings.append(time.perf_counter() - _started)
-    _p50 = sorted(_timings)[len(_timings) // 2] * 1e6
-    print(f"[online] user 42: {one}")
-    print(f"[online] {many.height} users match the offline read; p50 of one read: {_p50:.0f} us")
-    many
+def _(Catalog, browse, mo, wb):
+    browser = mo.ui.anywidget(browse(wb))
+    print(f"[browser] {Catalog(wb).state['total']} groups")
+    browser
     return
 
 
-@app.cell(hide_code=True)
-def _(mo, repo):
-    mo.md(f"""
-    ## Done
-
-    The repo is in `{repo}`: `registry.db` and the Delta tables under `offline/`. Next:
-    `notebooks/training_set.py` (point-in-time correctness on late and duplicate events, time
-    travel) and `notebooks/drift.py` (profiles, drift per month, charts).
-    """)
+@app.cell
+def _(Catalog, wb):
+    Catalog(wb)
     return
 
 

@@ -1,0 +1,101 @@
+"""The marimo quickstart served by ``marimo run``, rendered in a real Chromium with no network."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.browser.conftest import OfflinePage, free_port, wait_healthy
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture
+def marimo_server(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAURO_FS_")}
+    env["TAURO_FS_STORAGE_PATH"] = str(tmp_path / "repo")
+    log = (tmp_path / "marimo.log").open("wb")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "marimo",
+            "run",
+            str(ROOT / "notebooks" / "quickstart.py"),
+            "--headless",
+            "--no-token",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health", process)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        process.terminate()  # kernels are threads of this one process
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_marimo_quickstart_renders_displays_charts_and_a_clickable_browser(
+    marimo_server: str, offline_page: OfflinePage, screenshot_dir: Path
+) -> None:
+    page = offline_page.page
+    page.goto(marimo_server)
+    page.locator(".tauro-registry table").first.wait_for(timeout=TIMEOUT_MS)
+    registry = page.locator(".tauro-registry").first.inner_text()
+    assert "user_txn_daily" in registry and "user_purchases_daily" in registry
+
+    lineage = page.locator(".tauro-lineage svg.tauro-lineage-svg").first
+    lineage.wait_for(timeout=TIMEOUT_MS)
+    assert lineage.locator("g.tauro-node").count() >= 5
+    assert page.locator(".tauro-preview").first.is_visible()
+    assert (
+        "FROM (SELECT DISTINCT * FROM silver.purchases)" in page.locator(".tauro-preview").first.inner_text()
+    )
+
+    page.locator(".vega-embed svg, .vega-embed canvas").first.wait_for(timeout=TIMEOUT_MS)
+    assert page.locator(".tauro-drift-report svg.tauro-psi-chart").first.is_visible()
+
+    group = page.locator('.tauro-browser .tw-group[data-group="user_txn_daily"]')
+    group.wait_for(timeout=TIMEOUT_MS)
+    group.scroll_into_view_if_needed()
+    group.click()
+    title = page.locator(".tauro-browser .tw-detail .tw-title")
+    title.wait_for(timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelector('.tauro-browser .tw-title')?.textContent === 'user_txn_daily'"
+        " || [...document.querySelectorAll('*')].some(e => e.shadowRoot?.querySelector('.tw-title')?.textContent === 'user_txn_daily')",
+        timeout=30_000,
+    )
+    detail = page.locator(".tauro-browser .tw-detail").first.inner_text()
+    assert "txn_amount_mean" in detail and "day_end" in detail and "drift" in detail
+    assert page.locator(".tauro-browser .tw-detail .tw-lineage svg").count() == 1
+    assert (
+        page.locator(".tauro-browser .tw-group.tw-selected").first.get_attribute("data-group")
+        == "user_txn_daily"
+    )
+
+    shot = screenshot_dir / "marimo_quickstart.png"
+    page.screenshot(path=str(shot), full_page=True)
+    widget = screenshot_dir / "marimo_browser_widget.png"
+    page.locator(".tauro-browser").first.screenshot(path=str(widget))
+    assert shot.stat().st_size > 10_000 and widget.stat().st_size > 10_000
+    assert offline_page.blocked == [], f"requests left loopback: {offline_page.blocked}"
