@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -291,16 +292,20 @@ class HybridFeatureStore(BaseFeatureStore):
             )
         return route
 
-    def _route_reads(
+    @contextmanager
+    def _reading(
         self, schemas: Mapping[str, FeatureGroupSchema], request: RequestKind
-    ) -> dict[str, Route]:
-        """Decide the routes of a read, publish route changes, start due materializations."""
+    ) -> Iterator[dict[str, Route]]:
+        """Decide the routes of a read and publish route changes; after a successful read, start
+        the materializations it made due (so they never compete with the read itself)."""
         routes = {name: self._decide(schema, request) for name, schema in schemas.items()}
         for route in routes.values():
             self._observe(route)
-            if self.config.auto_materialize_on_read and route.materialize and route.target == "virtual":
-                self._schedule_materialization(route.group)
-        return routes
+        yield routes
+        if self.config.auto_materialize_on_read:
+            for route in routes.values():
+                if route.materialize and route.target == "virtual":
+                    self._schedule_materialization(route.group)
 
     def _observe(self, route: Route) -> None:
         group = route.group
@@ -416,36 +421,36 @@ class HybridFeatureStore(BaseFeatureStore):
                 f"{sorted({tuple(s.entity_keys) for s in schemas.values()})}, so 'every entity' is undefined",
                 hint="Pass entity_ids with every key column.",
             )
-        routes = self._route_reads(schemas, "latest" if point_in_time is None else "point_in_time")
-        targets = list(dict.fromkeys(r.target for r in routes.values()))
-        if len(targets) == 1:
-            store = self._store(targets[0])
-            names = [r.qualified for r in refs]
-            frame = self._timed(
-                routes,
-                targets[0],
-                store.get_features,
-                names,
-                ids,
-                point_in_time,
-                full_feature_names=full_feature_names,
-            )
-            return cast(pl.DataFrame, frame).lazy()
-        parts = {}
-        for group, route in routes.items():
-            store = self._store(route.target)
-            names = [r.qualified for r in grouped[group]]
-            part_ids = None if ids is None else ids.select(schemas[group].entity_keys)
-            parts[group] = self._timed(
-                {group: route},
-                route.target,
-                store.get_features,
-                names,
-                part_ids,
-                point_in_time,
-                full_feature_names=full_feature_names,
-            )
-        return _combine_latest(parts, schemas, ids).lazy()
+        with self._reading(schemas, "latest" if point_in_time is None else "point_in_time") as routes:
+            targets = list(dict.fromkeys(r.target for r in routes.values()))
+            if len(targets) == 1:
+                store = self._store(targets[0])
+                names = [r.qualified for r in refs]
+                frame = self._timed(
+                    routes,
+                    targets[0],
+                    store.get_features,
+                    names,
+                    ids,
+                    point_in_time,
+                    full_feature_names=full_feature_names,
+                )
+                return cast(pl.DataFrame, frame).lazy()
+            parts = {}
+            for group, route in routes.items():
+                store = self._store(route.target)
+                names = [r.qualified for r in grouped[group]]
+                part_ids = None if ids is None else ids.select(schemas[group].entity_keys)
+                parts[group] = self._timed(
+                    {group: route},
+                    route.target,
+                    store.get_features,
+                    names,
+                    part_ids,
+                    point_in_time,
+                    full_feature_names=full_feature_names,
+                )
+            return _combine_latest(parts, schemas, ids).lazy()
 
     def get_historical_features(
         self,
@@ -477,35 +482,35 @@ class HybridFeatureStore(BaseFeatureStore):
                 f"entity frame lacks the entity key column(s) {missing}; it has {entity.columns}",
                 hint="Add the key columns of every requested group.",
             )
-        routes = self._route_reads(schemas, "historical")
-        targets = list(dict.fromkeys(r.target for r in routes.values()))
-        if len(targets) == 1:
-            store = self._store(targets[0])
-            names = [r.qualified for r in refs]
-            frame = self._timed(
-                routes,
-                targets[0],
-                store.get_historical_features,
-                entity,
-                names,
-                full_feature_names=full_feature_names,
-                timestamp_column=time_column,
-            )
-            return cast(pl.DataFrame, frame).lazy()
-        out = entity
-        for group, route in routes.items():
-            store = self._store(route.target)
-            names = [r.qualified for r in grouped[group]]
-            out = self._timed(
-                {group: route},
-                route.target,
-                store.get_historical_features,
-                out,
-                names,
-                full_feature_names=full_feature_names,
-                timestamp_column=time_column,
-            )
-        return out.lazy()
+        with self._reading(schemas, "historical") as routes:
+            targets = list(dict.fromkeys(r.target for r in routes.values()))
+            if len(targets) == 1:
+                store = self._store(targets[0])
+                names = [r.qualified for r in refs]
+                frame = self._timed(
+                    routes,
+                    targets[0],
+                    store.get_historical_features,
+                    entity,
+                    names,
+                    full_feature_names=full_feature_names,
+                    timestamp_column=time_column,
+                )
+                return cast(pl.DataFrame, frame).lazy()
+            out = entity
+            for group, route in routes.items():
+                store = self._store(route.target)
+                names = [r.qualified for r in grouped[group]]
+                out = self._timed(
+                    {group: route},
+                    route.target,
+                    store.get_historical_features,
+                    out,
+                    names,
+                    full_feature_names=full_feature_names,
+                    timestamp_column=time_column,
+                )
+            return out.lazy()
 
     def get_online_features(
         self,
@@ -530,62 +535,62 @@ class HybridFeatureStore(BaseFeatureStore):
         refs = resolve_features(self.metadata, feature_names, full_feature_names=full_feature_names)
         grouped = group_refs(refs)
         schemas = self._schemas(grouped)
-        routes = self._route_reads(schemas, "online")
-        if all(r.target == "online" for r in routes.values()):
-            names = [r.qualified for r in refs]
-            return self._timed(  # type: ignore[no-any-return]
-                routes,
-                "online",
-                self.materialized.get_online_features,
-                names,
-                entity_keys,
-                full_feature_names=full_feature_names,
-            )
-        many = any(_is_many(v) for v in entity_keys.values())
-        lengths = {k: len(v) for k, v in entity_keys.items() if _is_many(v)}
-        if len(set(lengths.values())) > 1:
-            raise PointInTimeError(
-                f"entity key lists differ in length: {lengths}",
-                hint="Composite keys are matched as tuples: give every key the same number of values.",
-            )
-        count = next(iter(lengths.values())) if lengths else 1
-        keys = {k: (list(v) if _is_many(v) else [v] * count) for k, v in entity_keys.items()}
-        columns: dict[str, pl.Series] = {k: pl.Series(k, v) for k, v in keys.items()}
-        for group, route in routes.items():
-            names = [r.qualified for r in grouped[group]]
-            outputs = [r.output_name(full_feature_names=full_feature_names) for r in grouped[group]]
-            missing = [k for k in schemas[group].entity_keys if k not in keys]
-            if missing:
-                raise PointInTimeError(
-                    f"entity_keys lack {missing} needed by feature group {group!r}; got {list(entity_keys)}",
-                    hint=f"Pass every entity key of the group: {schemas[group].entity_keys}.",
-                )
-            if route.target == "online":
-                part = self._timed(
-                    {group: route},
+        with self._reading(schemas, "online") as routes:
+            if all(r.target == "online" for r in routes.values()):
+                names = [r.qualified for r in refs]
+                return self._timed(  # type: ignore[no-any-return]
+                    routes,
                     "online",
                     self.materialized.get_online_features,
                     names,
-                    keys,
+                    entity_keys,
                     full_feature_names=full_feature_names,
                 )
-            else:
-                ids = {k: keys[k] for k in schemas[group].entity_keys}
-                store = self._store(route.target)
-                part = self._timed(
-                    {group: route},
-                    route.target,
-                    store.get_features,
-                    names,
-                    ids,
-                    full_feature_names=full_feature_names,
+            many = any(_is_many(v) for v in entity_keys.values())
+            lengths = {k: len(v) for k, v in entity_keys.items() if _is_many(v)}
+            if len(set(lengths.values())) > 1:
+                raise PointInTimeError(
+                    f"entity key lists differ in length: {lengths}",
+                    hint="Composite keys are matched as tuples: give every key the same number of values.",
                 )
-            columns.update({o: part.get_column(o) for o in outputs})
-        order = [r.output_name(full_feature_names=full_feature_names) for r in refs]
-        frame = pl.DataFrame([columns[name] for name in [*keys, *order]])
-        if many:
-            return frame
-        return {name: frame.get_column(name)[0] for name in order}
+            count = next(iter(lengths.values())) if lengths else 1
+            keys = {k: (list(v) if _is_many(v) else [v] * count) for k, v in entity_keys.items()}
+            columns: dict[str, pl.Series] = {k: pl.Series(k, v) for k, v in keys.items()}
+            for group, route in routes.items():
+                names = [r.qualified for r in grouped[group]]
+                outputs = [r.output_name(full_feature_names=full_feature_names) for r in grouped[group]]
+                missing = [k for k in schemas[group].entity_keys if k not in keys]
+                if missing:
+                    raise PointInTimeError(
+                        f"entity_keys lack {missing} needed by feature group {group!r}; got {list(entity_keys)}",
+                        hint=f"Pass every entity key of the group: {schemas[group].entity_keys}.",
+                    )
+                if route.target == "online":
+                    part = self._timed(
+                        {group: route},
+                        "online",
+                        self.materialized.get_online_features,
+                        names,
+                        keys,
+                        full_feature_names=full_feature_names,
+                    )
+                else:
+                    ids = {k: keys[k] for k in schemas[group].entity_keys}
+                    store = self._store(route.target)
+                    part = self._timed(
+                        {group: route},
+                        route.target,
+                        store.get_features,
+                        names,
+                        ids,
+                        full_feature_names=full_feature_names,
+                    )
+                columns.update({o: part.get_column(o) for o in outputs})
+            order = [r.output_name(full_feature_names=full_feature_names) for r in refs]
+            frame = pl.DataFrame([columns[name] for name in [*keys, *order]])
+            if many:
+                return frame
+            return {name: frame.get_column(name)[0] for name in order}
 
     # -- writes and materialization -------------------------------------------------------
     def write_features(
