@@ -596,3 +596,16 @@ def test_end_to_end_in_a_subprocess(tmp_path: Path, redis_server: object) -> Non
     # a failing node and an unknown group give exit 1 and one line
     done = tauro_wb("show", "nope")
     assert done.returncode == 1 and done.stderr.strip().count("\n") == 0
+
+
+def test_repo_flag_wins_over_the_environment(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TAURO_FS_STORAGE_PATH", str(tmp_path / "elsewhere"))
+    code, out, _ = cli(capsys, "list", "--repo", built)
+    assert code == 0 and "user_features" in out
+    assert os.environ["TAURO_FS_STORAGE_PATH"] == str(tmp_path / "elsewhere")  # restored
+    code, _, err = cli(capsys, "list")  # no --repo: the variable names the repo
+    assert code == 1 and f"no feature repo at {tmp_path / 'elsewhere'}" in error_line(err)
+    monkeypatch.setenv("TAURO_FS_STORAGE_PATH", str(built))
+    assert cli(capsys, "list")[0] == 0

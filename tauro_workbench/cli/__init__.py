@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import sys
 import traceback
@@ -28,14 +29,18 @@ from loguru import logger
 from tauro_workbench import __version__
 from tauro_workbench.cli import commands
 from tauro_workbench.cli.output import FORMATS, Output, UsageError
+from tauro_workbench.config import ENV_PREFIX
 from tauro_workbench.exceptions import (
     FeatureGroupNotFoundError,
     FeatureStoreException,
     PipelineError,
+    RepositoryNotFoundError,
     SpecError,
 )
 
 __all__ = ["main"]
+
+STORAGE_ENV = f"{ENV_PREFIX}STORAGE_PATH"
 
 
 # -- arguments ----------------------------------------------------------------------------
@@ -175,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             setattr(args, name, default)
     out = Output(as_json=args.json, quiet=args.quiet)
     sink = _start_logging(args.verbose, args.quiet or args.json)
+    # --repo wins over $TAURO_FS_STORAGE_PATH (the config would otherwise let the variable win)
+    saved = os.environ.pop(STORAGE_ENV, None) if args.repo is not None else None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -192,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(out, args, err, 1)
     finally:
         _stop_logging(sink)
+        if saved is not None:
+            os.environ[STORAGE_ENV] = saved
 
 
 def _fail(out: Output, args: argparse.Namespace, err: BaseException, code: int) -> int:
@@ -211,14 +220,13 @@ def _message(err: BaseException, args: argparse.Namespace) -> str:
         version = "" if err.version is None else f" version {err.version}"
         known = ", ".join(err.available) or "none"
         return f"unknown feature group {err.group!r}{version}; registered: {known} (see 'tauro-wb list')"
-    if type(err).__name__ == "RepositoryNotFoundError":
-        where = args.repo or "the default repo"
-        return f"no feature repo at {where} (create one with 'tauro-wb init' or 'tauro-wb apply')"
+    if isinstance(err, RepositoryNotFoundError):
+        return f"no feature repo at {err.path} (create one with 'tauro-wb init' or 'tauro-wb apply')"
     if isinstance(err, PipelineError):
         return f"pipeline {err.pipeline!r} failed at node {err.node!r}: " + one_line(err).split(": ", 1)[-1]
     if isinstance(err, FeatureStoreException):
         text = one_line(err)
-        hint = err.hint
+        hint = err.hint and err.hint.replace('on_drift="warn"', "--on-drift warn")
         if isinstance(err, SpecError) and hint:
             return f"{text} ({hint})"
         # hints written for Python callers name methods; the CLI leaves those out

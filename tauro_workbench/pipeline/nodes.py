@@ -170,11 +170,9 @@ class RefreshFeaturesNode(_Node):
     to: Literal["materialized", "online"] = "materialized"
 
 
-Node = Annotated[
-    SqlNode | PythonNode | WriteFeaturesNode | ReadFeaturesNode | RefreshFeaturesNode,
-    Field(discriminator="type"),
-]
-_BY_TYPE: dict[str, type[_Node]] = {
+AnyNode = SqlNode | PythonNode | WriteFeaturesNode | ReadFeaturesNode | RefreshFeaturesNode
+Node = Annotated[AnyNode, Field(discriminator="type")]
+_BY_TYPE: dict[str, type[AnyNode]] = {
     "sql": SqlNode,
     "python": PythonNode,
     "write_features": WriteFeaturesNode,
@@ -204,17 +202,17 @@ class PipelineSpec(Spec):
             raise ValueError(f"node {self.nodes[index].name!r}: {text}")
         return self
 
-    def node(self, name: str) -> _Node:
+    def node(self, name: str) -> AnyNode:
         """Return the node called ``name``."""
         for node in self.nodes:
             if node.name == name:
                 return node
         raise KeyError(name)
 
-    def order(self) -> list[_Node]:
+    def order(self) -> list[AnyNode]:
         """Return the nodes in a dependency order (ties keep the file order)."""
         done: set[str] = set()
-        ordered: list[_Node] = []
+        ordered: list[AnyNode] = []
         pending = list(self.nodes)
         while pending:
             ready = next(n for n in pending if all(u in done for u in n.upstream))
@@ -298,7 +296,7 @@ def load_pipeline(path: str | os.PathLike[str]) -> PipelineSpec:
     return PipelineSpec(name=name, description=description, nodes=nodes, base_dir=str(doc.folder.resolve()))
 
 
-def _parse_node(doc: YamlDocument, item: Any, index: int) -> _Node:
+def _parse_node(doc: YamlDocument, item: Any, index: int) -> AnyNode:
     at = ("nodes", index)
     if not isinstance(item, Mapping):
         raise doc.error("a node must be a mapping with 'name' and 'type'", at)

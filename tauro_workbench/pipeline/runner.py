@@ -114,7 +114,7 @@ def run_pipeline(
             outcome = adapter.execute(node, inputs)
         except Exception as err:
             seconds = time.perf_counter() - node_started
-            failed = NodeRun(node.name, node.type, "failed", None, seconds, _reason(err))  # type: ignore[attr-defined]
+            failed = NodeRun(node.name, node.type, "failed", None, seconds, _reason(err))
             if on_node is not None:
                 on_node(failed)
             raise PipelineError(spec.name, node.name, _reason(err), completed=[n.name for n in done]) from err
@@ -125,7 +125,7 @@ def run_pipeline(
             "ok",
             outcome.rows,
             time.perf_counter() - node_started,
-            outcome.detail,  # type: ignore[attr-defined]
+            outcome.detail,
         )
         logger.info("pipeline {} node {}: {}", spec.name, node.name, outcome.detail)
         done.append(run)
