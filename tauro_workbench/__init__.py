@@ -24,6 +24,7 @@ from tauro_workbench.exceptions import (
     FeatureRegistryError,
     FeatureStoreException,
     MetadataError,
+    RepositoryNotFoundError,
     SchemaValidationError,
     VirtualizationQueryError,
 )
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from tauro_workbench.engines.base import QueryExecutor, QueryResult
     from tauro_workbench.engines.duckdb import DuckDBQueryExecutor
     from tauro_workbench.engines.spark import SparkQueryExecutor
+    from tauro_workbench.feature_view import FeatureView
     from tauro_workbench.monitoring.drift import DriftReport
     from tauro_workbench.monitoring.events import EventBus
     from tauro_workbench.online.base import OnlineStore
@@ -41,9 +43,14 @@ if TYPE_CHECKING:
     from tauro_workbench.online.redis import RedisOnlineStore
     from tauro_workbench.registry import FeatureStoreMetadata
     from tauro_workbench.schema import FeatureGroupSchema, FeatureSchema, FeatureType
+    from tauro_workbench.schema_inference import infer_schema
     from tauro_workbench.stores.base import BaseFeatureStore, HealthReport
+    from tauro_workbench.stores.hybrid import HybridFeatureStore
     from tauro_workbench.stores.materialized import MaterializedFeatureStore
+    from tauro_workbench.stores.promotion import PromotionResult
+    from tauro_workbench.stores.routing import Route
     from tauro_workbench.stores.virtualized import VirtualizedFeatureStore
+    from tauro_workbench.workbench import Preview, TrainingSet, Workbench
 
 logger.disable("tauro_workbench")
 
@@ -72,6 +79,14 @@ _LAZY: dict[str, str] = {
     "RedisOnlineStore": "tauro_workbench.online.redis",
     "EventBus": "tauro_workbench.monitoring.events",
     "DriftReport": "tauro_workbench.monitoring.drift",
+    "Workbench": "tauro_workbench.workbench",
+    "Preview": "tauro_workbench.workbench",
+    "TrainingSet": "tauro_workbench.workbench",
+    "FeatureView": "tauro_workbench.feature_view",
+    "infer_schema": "tauro_workbench.schema_inference",
+    "HybridFeatureStore": "tauro_workbench.stores.hybrid",
+    "PromotionResult": "tauro_workbench.stores.promotion",
+    "Route": "tauro_workbench.stores.routing",
 }
 
 __all__ = [
@@ -92,19 +107,28 @@ __all__ = [
     "FeatureStoreMetadata",
     "FeatureStoreMode",
     "FeatureType",
+    "FeatureView",
     "HealthReport",
+    "HybridFeatureStore",
     "InMemoryOnlineStore",
     "MaterializedFeatureStore",
     "MetadataError",
     "OnlineStore",
+    "Preview",
+    "PromotionResult",
     "QueryExecutor",
     "QueryResult",
     "RedisOnlineStore",
+    "RepositoryNotFoundError",
+    "Route",
     "SchemaValidationError",
     "SparkQueryExecutor",
+    "TrainingSet",
     "VirtualizationQueryError",
     "VirtualizedFeatureStore",
+    "Workbench",
     "__version__",
+    "infer_schema",
 ]
 
 

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from tauro_workbench.exceptions import ConfigurationError
 
 __all__ = [
+    "DEFAULT_REPO",
     "DriftConfig",
     "DriftThresholds",
     "FeatureStoreConfig",
@@ -42,6 +43,9 @@ __all__ = [
 ]
 
 ENV_PREFIX = "TAURO_FS_"
+
+#: The one default repository folder of the library, the CLI, the README and the notebooks.
+DEFAULT_REPO = "./feature_repo"
 
 
 class FeatureStoreMode(str, Enum):  # noqa: UP042 - str() and format() keep the Enum behaviour
@@ -287,7 +291,7 @@ class FeatureStoreConfig(_Options):
     """
 
     mode: FeatureStoreMode = FeatureStoreMode.MATERIALIZED
-    storage_path: str = "./feature_store"
+    storage_path: str = DEFAULT_REPO
     storage_format: Literal["delta", "parquet"] = "delta"
     hybrid_threshold_rows: int = Field(default=100_000, ge=0)
     max_retries: int = Field(default=3, ge=0)

@@ -17,6 +17,7 @@ fits, the error also subclasses it, so ``except KeyError`` or ``except ValueErro
     ├── ConfigurationError (ValueError)          an option is unknown or has a bad value
     ├── PointInTimeError (ValueError)            a point-in-time request is malformed
     ├── DataSourceError (ValueError)             a data source is unknown or unreadable
+    ├── RepositoryNotFoundError (FileNotFoundError) a read-only open of a folder holding no repo
     ├── DriftDetectedError                       a write was blocked by the drift gate
     └── MissingExtraError (ImportError)          an optional dependency is not installed
 
@@ -44,6 +45,7 @@ __all__ = [
     "OnlineStoreError",
     "PointInTimeError",
     "QueryTimeoutError",
+    "RepositoryNotFoundError",
     "SchemaValidationError",
     "VirtualizationQueryError",
 ]
@@ -198,6 +200,22 @@ class PointInTimeError(FeatureStoreException, ValueError):
 
 class DataSourceError(FeatureStoreException, ValueError):
     """A data source is unknown, unreadable or wrongly named."""
+
+
+class RepositoryNotFoundError(FeatureStoreException, FileNotFoundError):
+    """A folder opened read-only holds no feature repository (no ``registry.db``); nothing was created.
+
+    Attributes:
+        path: The folder that was opened.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"No feature repository at {path!r} (it holds no registry.db).",
+            hint="Pass the folder of an existing repo, or create one with Workbench(path) "
+            "(the default repo is ./feature_repo).",
+        )
 
 
 class DriftDetectedError(FeatureStoreException):

@@ -33,7 +33,6 @@ __all__ = [
     "group_refs",
     "plan_read",
     "resolve_features",
-    "resolve_groups",
     "resolve_timestamp_column",
 ]
 
@@ -125,22 +124,6 @@ def group_refs(refs: Iterable[FeatureRef]) -> dict[str, list[FeatureRef]]:
     for ref in refs:
         grouped.setdefault(ref.group, []).append(ref)
     return grouped
-
-
-def resolve_groups(
-    metadata: FeatureStoreMetadata,
-    feature_names: Sequence[str] | str,
-    *,
-    full_feature_names: bool = False,
-) -> tuple[dict[str, FeatureGroupSchema], dict[str, list[FeatureRef]]]:
-    """Resolve names (see :func:`resolve_features`) and return the schemas and features per group.
-
-    Both dicts are keyed by group name in first-appearance order; each schema is the version
-    the names resolved against.
-    """
-    grouped = group_refs(resolve_features(metadata, feature_names, full_feature_names=full_feature_names))
-    schemas = {g: metadata.get_feature_group(g, refs[0].version) for g, refs in grouped.items()}
-    return schemas, grouped
 
 
 def entity_frame(

@@ -87,7 +87,7 @@ def test_no_hidden_absolute_default_paths() -> None:
         assert not text.startswith("~"), text
     assert not cfg.offline_path.is_absolute()
     assert not cfg.registry_path.is_absolute()
-    assert cfg.registry_path == Path("./feature_store") / "registry.db"
+    assert cfg.registry_path == Path("./feature_repo") / "registry.db"
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "HYBRID", " Hybrid ", FeatureStoreMode.HYBRID])
