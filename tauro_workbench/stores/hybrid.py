@@ -198,9 +198,7 @@ class HybridFeatureStore(BaseFeatureStore):
         )
         self.materialized = materialized
         self.virtual = virtual
-        self.policy: RoutingPolicy = policy or DefaultRoutingPolicy(
-            latency_ratio=self.config.hybrid.latency_ratio
-        )
+        self._policy = policy
         self.metrics = RouteMetrics()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
@@ -208,6 +206,13 @@ class HybridFeatureStore(BaseFeatureStore):
         self._source_infos: dict[tuple[str, str], SourceInfo] = {}
         self._jobs: dict[str, threading.Thread] = {}
         self._last_materialization: dict[str, float] = {}
+
+    @property
+    def policy(self) -> RoutingPolicy:
+        """The routing policy: the one given, else the default with ``hybrid.latency_ratio``."""
+        if self._policy is not None:
+            return self._policy
+        return DefaultRoutingPolicy(latency_ratio=self.config.hybrid.latency_ratio)
 
     # -- routing --------------------------------------------------------------------------
     def route_facts(self, feature_group: str, *, request: RequestKind = "latest") -> RouteFacts:

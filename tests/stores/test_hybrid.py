@@ -450,3 +450,75 @@ def test_rows_are_identical_on_every_route(
             for a, b in zip(first, other, strict=True):
                 assert_frame_equal(a, b)
         repo.virtual.executor.close()
+
+
+def test_latency_ratio_from_the_config(repo: Repo) -> None:
+    repo.hybrid.materialize("spend")
+    repo.hybrid.metrics.record_read("spend", "virtual", 1.0)
+    repo.hybrid.metrics.record_read("spend", "materialized", 0.01)
+    assert route_of(repo).target == "virtual"  # by default latency only breaks ties of unknown size
+    repo.hybrid.config = repo.hybrid.config.with_options(hybrid={"latency_ratio": 2})
+    route = route_of(repo)
+    assert route.target == "materialized" and route.facts.latency_seconds == {
+        "virtual": 1.0,
+        "materialized": 0.01,
+    }
+    assert "more than 2x the materialized route's" in route.reasons[-1]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    spend_rows=rows_strategy,
+    user_rows=rows_strategy,
+    entity_rows=st.lists(st.tuples(st.integers(0, 5), st.integers(-1, 22)), min_size=1, max_size=8),
+    at=st.integers(-1, 22),
+)
+def test_mixed_routes_give_the_rows_of_one_store(
+    spend_rows: list[tuple[int, int, float | None]],
+    user_rows: list[tuple[int, int, float | None]],
+    entity_rows: list[tuple[int, int]],
+    at: int,
+) -> None:
+    hours = [T0 + timedelta(hours=h) for h in range(-1, 23)]
+
+    def frame(rows: list[tuple[int, int, float | None]], column: str) -> pl.DataFrame:
+        return pl.DataFrame(
+            {
+                "user_id": [r[0] for r in rows],
+                "ts": [hours[r[1] + 1] for r in rows],
+                column: [r[2] for r in rows],
+            },
+            schema={"user_id": pl.Int64, "ts": pl.Datetime("us", "UTC"), column: pl.Float64},
+        )
+
+    spend = frame(spend_rows, "amount")
+    users = frame(user_rows, "age").with_columns(pl.col("age").round(0).cast(pl.Int32))
+    entity = pl.DataFrame(
+        {"user_id": [e[0] for e in entity_rows], "t": [hours[e[1] + 1] for e in entity_rows]}
+    )
+    when = hours[at + 1]
+    with tempfile.TemporaryDirectory() as folder:
+        repo = make_repo(Path(folder), spend=spend)
+        repo.hybrid.write_features("users", users)  # stored; spend stays virtual
+        reference = MaterializedFeatureStore(
+            storage_path=Path(folder) / "reference", config={"drift": {"enabled": False}}
+        )
+        for schema, data in ((SPEND_SCHEMA, spend), (USERS_SCHEMA, users)):
+            reference.register_features(schema)
+            reference.write_features(schema.name, data)
+        names = ["users.age", "spend.amount"]
+        routes = repo.hybrid.explain(names)
+        assert isinstance(routes, dict) and {r.target for r in routes.values()} == {"materialized", "virtual"}
+        assert_frame_equal(
+            repo.hybrid.get_features(names, entity_ids=entity, point_in_time=when).collect(),
+            reference.get_features(names, entity_ids=entity, point_in_time=when).collect(),
+        )
+        assert_frame_equal(
+            repo.hybrid.get_features(names, point_in_time=when).collect(),
+            reference.get_features(names, point_in_time=when).collect(),
+        )
+        assert_frame_equal(
+            repo.hybrid.get_historical_features(entity, names, full_feature_names=True).collect(),
+            reference.get_historical_features(entity, names, full_feature_names=True).collect(),
+        )
+        repo.virtual.executor.close()
