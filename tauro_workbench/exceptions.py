@@ -8,14 +8,18 @@ fits, the error also subclasses it, so ``except KeyError`` or ``except ValueErro
     ├── FeatureGroupNotFoundError (KeyError)     unknown feature group or version
     ├── SchemaValidationError (ValueError)       a schema or a frame breaks the schema rules
     ├── FeatureMaterializationError              a write to the offline store failed
+    │   └── CommitConflictError                  other writers kept committing first (retries used up)
     ├── VirtualizationQueryError (ValueError)    a virtual-feature SQL query is invalid or failed
     │   └── QueryTimeoutError (TimeoutError)     a query ran past query_timeout_seconds
     ├── MetadataError                            the registry could not be read or written
+    │   ├── WriteNotRecordedError                data IS committed; its registry record is pending
     │   └── FeatureRegistryError                 a registration conflicts with the registry
     │       └── LineageCycleError (ValueError)   a lineage edge would close a cycle
     ├── OnlineStoreError                         the online store failed or is unreachable
     ├── ConfigurationError (ValueError)          an option is unknown or has a bad value
+    │   └── StoragePathError                     storage_path is a file, or not writable
     ├── PointInTimeError (ValueError)            a point-in-time request is malformed
+    │   └── TableVersionUnavailableError         an as_of table version's files were vacuumed
     ├── DataSourceError (ValueError)             a data source is unknown or unreadable
     ├── RepositoryNotFoundError (FileNotFoundError) a read-only open of a folder holding no repo
     ├── DriftDetectedError                       a write was blocked by the drift gate
@@ -31,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = [
+    "CommitConflictError",
     "ConfigurationError",
     "DataSourceError",
     "DriftDetectedError",
@@ -47,7 +52,10 @@ __all__ = [
     "QueryTimeoutError",
     "RepositoryNotFoundError",
     "SchemaValidationError",
+    "StoragePathError",
+    "TableVersionUnavailableError",
     "VirtualizationQueryError",
+    "WriteNotRecordedError",
 ]
 
 
@@ -145,6 +153,24 @@ class FeatureMaterializationError(FeatureStoreException):
     """Writing features to the offline store failed; nothing was committed."""
 
 
+class CommitConflictError(FeatureMaterializationError):
+    """Other writers committed to the table first on every attempt; nothing was committed.
+
+    Attributes:
+        uri: The table.
+        attempts: Commit attempts made (``max_retries + 1``).
+    """
+
+    def __init__(self, message: str, *, uri: str, attempts: int) -> None:
+        self.uri = uri
+        self.attempts = attempts
+        super().__init__(
+            message,
+            hint="Retry the write, or raise max_retries / retry_backoff_ms in the config to wait longer "
+            "for the other writers.",
+        )
+
+
 class VirtualizationQueryError(FeatureStoreException, ValueError):
     """A virtual-feature query is invalid or failed to run.
 
@@ -165,6 +191,32 @@ class QueryTimeoutError(VirtualizationQueryError, TimeoutError):
 
 class MetadataError(FeatureStoreException):
     """The metadata registry could not be read or written."""
+
+
+class WriteNotRecordedError(MetadataError):
+    """The data of a write IS committed to the table, but the registry could not record it.
+
+    The commit is durable and is recorded from the table's log the next time the store opens
+    the group or reads its history. Retrying the write with the same ``write_id`` is a no-op
+    that returns the record.
+
+    Attributes:
+        group: The feature group written.
+        version: Its schema version.
+        table_version: The table version the commit created.
+        write_id: The id to retry with.
+    """
+
+    def __init__(self, message: str, *, group: str, version: int, table_version: int, write_id: str) -> None:
+        self.group = group
+        self.version = version
+        self.table_version = table_version
+        self.write_id = write_id
+        super().__init__(
+            message,
+            hint=f"Do not write the data again under a new id: retry with write_id={write_id!r} (a no-op "
+            "that records the commit), or call store.reconcile() once the registry is reachable.",
+        )
 
 
 class FeatureRegistryError(MetadataError):
@@ -194,8 +246,45 @@ class ConfigurationError(FeatureStoreException, ValueError):
     """A configuration option is unknown or has an invalid value."""
 
 
+class StoragePathError(ConfigurationError):
+    """The storage path (or a folder under it) is a file, or cannot be written.
+
+    Attributes:
+        path: The path concerned.
+    """
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        super().__init__(
+            f"Cannot use {self.path!r} as feature store storage: {reason}.",
+            hint="Pass a storage_path that is a folder (or does not exist yet) which this process can "
+            "write, or fix the folder's permissions.",
+        )
+
+
 class PointInTimeError(FeatureStoreException, ValueError):
     """A point-in-time request is malformed (e.g. missing entity keys or timestamp column)."""
+
+
+class TableVersionUnavailableError(PointInTimeError):
+    """An ``as_of`` table version is in the log but its data files were removed (by vacuum).
+
+    Attributes:
+        uri: The table.
+        table_version: The version asked for.
+        missing: How many of its data files are gone.
+    """
+
+    def __init__(self, uri: str, table_version: int, missing: int) -> None:
+        self.uri = uri
+        self.table_version = table_version
+        self.missing = missing
+        super().__init__(
+            f"Table version {table_version} of {uri!r} can no longer be read: {missing} of its data files "
+            "were deleted (by vacuum).",
+            hint="Read a newer version (store.list_table_versions(group) lists them), or vacuum with a "
+            "longer retention_hours to keep time travel further back.",
+        )
 
 
 class DataSourceError(FeatureStoreException, ValueError):

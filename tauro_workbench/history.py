@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tauro_workbench.exceptions import MetadataError
-from tauro_workbench.sqlite_database import SQLiteDatabase
+from tauro_workbench.exceptions import MetadataError, RegistryCorruptionError
+from tauro_workbench.sqlite_database import SQLiteDatabase, decode_json
 
 __all__ = ["EventRecord", "HistoryMixin", "WriteRecord", "now_utc", "stamp"]
 
@@ -92,17 +92,51 @@ class EventRecord:
     created_at: datetime
 
 
-def _write_record(row: sqlite3.Row) -> WriteRecord:
-    return WriteRecord(
-        int(row["id"]),
-        row["group_name"],
-        int(row["version"]),
-        row["mode"],
-        int(row["rows"]),
-        row["table_version"],
-        _parse_time(row["written_at"]),
-        json.loads(row["details"]),
+def _write_record(row: sqlite3.Row, location: str) -> WriteRecord:
+    where = f"writes id={row['id']}"
+    try:
+        return WriteRecord(
+            int(row["id"]),
+            row["group_name"],
+            int(row["version"]),
+            row["mode"],
+            int(row["rows"]),
+            row["table_version"],
+            _parse_time(row["written_at"]),
+            decode_json(row["details"], location=location, row=where),
+        )
+    except (TypeError, ValueError) as err:
+        if isinstance(err, RegistryCorruptionError):
+            raise
+        raise RegistryCorruptionError(location, where, str(err)) from err
+
+
+def _find_committed(
+    conn: sqlite3.Connection, group: str, version: int, details: dict[str, Any], table_version: int | None
+) -> sqlite3.Row | None:
+    """Return the live record holding ``details``' write id or table commit (see ``record_write``)."""
+    write_id = details.get("write_id")
+    table_id = details.get("table_id")
+    live = (
+        "SELECT * FROM writes WHERE group_name=? AND version=? "
+        "AND json_extract(details, '$.deleted_at') IS NULL AND {} ORDER BY id LIMIT 1"
     )
+    if write_id is not None:
+        row = conn.execute(
+            live.format("json_extract(details, '$.write_id') = ?"), (group, version, str(write_id))
+        ).fetchone()
+        if row is not None:
+            return row  # type: ignore[no-any-return]
+    if table_id is None or table_version is None or details.get("committed") is False:
+        return None
+    # records made before commits carried a table id (or by another engine's path) match by version
+    return conn.execute(  # type: ignore[no-any-return]
+        live.format(
+            "table_version = ? AND IFNULL(json_extract(details, '$.committed'), 1) != 0 "
+            "AND IFNULL(json_extract(details, '$.table_id'), ?) = ?"
+        ),
+        (group, version, table_version, str(table_id), str(table_id)),
+    ).fetchone()
 
 
 class HistoryMixin:
@@ -127,13 +161,34 @@ class HistoryMixin:
         ``written_at`` defaults to now; naive datetimes are taken as UTC. ``details`` is stored
         as JSON (values JSON cannot hold are stored as their ``str``).
 
+        Idempotent for committed writes: when ``details`` holds a ``write_id``, or a ``table_id``
+        (the Delta table's id) with ``table_version``, and a live record of the same group
+        version already has that write id or that table commit, no row is added: the existing
+        record is returned (with keys of ``details`` it lacked merged in). The check and the
+        insert are one transaction, so a writer and a reconciliation racing to record the same
+        commit (threads or processes) leave exactly one record. Records of deleted groups
+        (``details["deleted_at"]``) and of writes that committed nothing
+        (``details["committed"] is False``) never match.
+
         Example:
             >>> metadata.record_write("users", 1, mode="append", rows=100)  # doctest: +SKIP
         """
         when = _to_utc(written_at or now_utc())
         text = json.dumps(details or {}, default=str)
+        given = json.loads(text)
 
-        def insert(conn: sqlite3.Connection) -> int:
+        def insert(conn: sqlite3.Connection) -> int | sqlite3.Row:
+            existing = _find_committed(conn, group, version, given, table_version)
+            if existing is not None:
+                stored = json.loads(existing["details"])
+                # a writer completing a commit that reconciliation recorded first adds its details
+                merged = {**given, **stored} if stored.get("reconciled") else stored
+                if merged != stored:
+                    conn.execute(
+                        "UPDATE writes SET details=? WHERE id=?",
+                        (json.dumps(merged, default=str), existing["id"]),
+                    )
+                return conn.execute("SELECT * FROM writes WHERE id=?", (existing["id"],)).fetchone()  # type: ignore[no-any-return]
             cur = conn.execute(
                 "INSERT INTO writes (group_name, version, mode, rows, table_version, written_at, details) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -141,8 +196,23 @@ class HistoryMixin:
             )
             return int(cur.lastrowid or 0)
 
-        write_id = self.database.run(insert, what=f"record write to {group}")
-        return WriteRecord(write_id, group, version, mode, rows, table_version, when, json.loads(text))
+        inserted = self.database.run(insert, what=f"record write to {group}")
+        if isinstance(inserted, sqlite3.Row):
+            return _write_record(inserted, self.database.location)
+        return WriteRecord(inserted, group, version, mode, rows, table_version, when, given)
+
+    def find_write(self, group: str, version: int, write_id: str) -> WriteRecord | None:
+        """Return the live record of ``write_id`` for ``group`` v``version``, or None.
+
+        Example:
+            >>> metadata.find_write("users", 1, "nightly-2024-05-01")  # doctest: +SKIP
+        """
+        row = self.database.run(
+            lambda c: _find_committed(c, group, version, {"write_id": write_id}, None),
+            what=f"find write {write_id} of {group}",
+            write=False,
+        )
+        return None if row is None else _write_record(row, self.database.location)
 
     def update_write(self, write_id: int, details: dict[str, Any]) -> None:
         """Merge ``details`` into the details of write ``write_id``.
@@ -158,7 +228,10 @@ class HistoryMixin:
                     f"No write with id {write_id} in the registry {self.database.location!r}.",
                     hint="Use the id of a WriteRecord returned by record_write or list_writes.",
                 )
-            merged = {**json.loads(row["details"]), **details}
+            merged = {
+                **decode_json(row["details"], location=self.database.location, row=f"writes id={write_id}"),
+                **details,
+            }
             conn.execute(
                 "UPDATE writes SET details=? WHERE id=?", (json.dumps(merged, default=str), write_id)
             )
@@ -181,7 +254,7 @@ class HistoryMixin:
         rows = self.database.run(
             lambda c: c.execute(sql, args).fetchall(), what=f"list writes of {group}", write=False
         )
-        return [_write_record(r) for r in reversed(rows)]
+        return [_write_record(r, self.database.location) for r in reversed(rows)]
 
     def get_last_updated(self, group_name: str, version: int | None = None) -> datetime | None:
         """Return when data was last written to the group (UTC), or None if never.
@@ -241,7 +314,7 @@ class HistoryMixin:
                 int(r["id"]),
                 r["kind"],
                 r["group_name"],
-                json.loads(r["payload"]),
+                decode_json(r["payload"], location=self.database.location, row=f"events id={r['id']}"),
                 _parse_time(r["created_at"]),
             )
             for r in rows

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from tauro_workbench.exceptions import FeatureMaterializationError, StoragePathError
 
-__all__ = ["LOCK_FILE", "commit_lock", "ensure_folder"]
+__all__ = ["LOCK_FILE", "commit_lock", "ensure_folder", "storage_error"]
 
 LOCK_FILE = "_tauro_commit.lock"
 
@@ -43,14 +43,19 @@ def ensure_folder(path: Path) -> None:
     """
     try:
         path.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as err:
-        raise StoragePathError(path, f"a part of the path is a file, not a folder ({err})") from err
-    except PermissionError as err:
-        raise StoragePathError(path, f"permission denied ({err})") from err
     except OSError as err:
-        raise StoragePathError(path, str(err)) from err
+        raise storage_error(path, err) from err
     if not os.access(path, os.W_OK | os.X_OK):
         raise StoragePathError(path, "the folder is not writable by this process")
+
+
+def storage_error(path: object, err: OSError) -> StoragePathError:
+    """Return the :class:`StoragePathError` saying why ``path`` could not be created or written."""
+    if isinstance(err, FileExistsError | NotADirectoryError):
+        return StoragePathError(path, f"a part of the path is a file, not a folder ({err})")
+    if isinstance(err, PermissionError):
+        return StoragePathError(path, f"permission denied ({err})")
+    return StoragePathError(path, str(err))
 
 
 @contextmanager

@@ -69,7 +69,9 @@ def delete_group(store: MaterializedFeatureStore, name: str, version: int | None
     if version is None:
         schemas = [store.metadata.get_feature_group(name, v) for v in store.metadata.list_versions(name)]
     online_rows = tables = 0
-    online = store.config.enable_online_store or store.config.sync_to_online or store._online_store is not None
+    online = (
+        store.config.enable_online_store or store.config.sync_to_online or store._online_store is not None
+    )
     for schema in schemas:
         if online:
             online_rows += store.online.delete_group(schema)

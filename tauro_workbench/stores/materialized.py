@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -44,6 +45,9 @@ from tauro_workbench.exceptions import (
     FeatureMaterializationError,
     FeatureNotFoundError,
     FeatureStoreException,
+    MetadataError,
+    StoragePathError,
+    WriteNotRecordedError,
 )
 from tauro_workbench.frames import FrameLike, to_lazyframe, to_utc
 from tauro_workbench.monitoring.events import EventBus
@@ -54,6 +58,8 @@ from tauro_workbench.retry import RetryPolicy
 from tauro_workbench.schema import FeatureGroupSchema, validate_identifier
 from tauro_workbench.stores.backfill import ChunkBy, Source, load_window
 from tauro_workbench.stores.base import VIRTUAL_DEFINITION_KIND, BaseFeatureStore, HealthReport
+from tauro_workbench.stores.commit_lock import storage_error
+from tauro_workbench.stores.group_deletion import DeletedGroup, delete_group
 from tauro_workbench.stores.latest_values import (
     GroupRead,
     apply_ttl,
@@ -72,6 +78,12 @@ from tauro_workbench.stores.offline_table import (
 )
 from tauro_workbench.stores.online_serving import OnlineServingMixin
 from tauro_workbench.stores.promotion import record_commit
+from tauro_workbench.stores.reconcile import (
+    check_write_id,
+    commit_info,
+    find_committed_write,
+    reconcile_table,
+)
 from tauro_workbench.stores.result_cache import ResultCache, frame_digest
 
 __all__ = ["MaterializedFeatureStore", "ReadInfo"]
@@ -127,7 +139,19 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
         metadata: FeatureStoreMetadata | None = None,
         events: EventBus | None = None,
     ) -> None:
-        super().__init__(context, config=config, storage_path=storage_path, metadata=metadata, events=events)
+        try:
+            super().__init__(
+                context, config=config, storage_path=storage_path, metadata=metadata, events=events
+            )
+        except OSError as err:  # the registry's folder could not be created
+            raise storage_error(
+                getattr(getattr(self, "config", None), "storage_path", storage_path), err
+            ) from err
+        except MetadataError as err:  # e.g. "unable to open database file" in a read-only folder
+            folder = Path(self.config.storage_path)
+            if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+                raise StoragePathError(folder, "the folder is not writable by this process") from err
+            raise
         if storage_format is not None:
             self.config = self.config.with_options(materialized={"storage_format": storage_format})
         self.storage_format = self.config.offline_format
@@ -154,8 +178,17 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
         if table is None:
             name = validate_identifier(schema.name, "Feature group name")
             path = self.config.offline_path / name / f"v{schema.version}"
-            table = open_offline_table(path, self.storage_format, retry=self.retry)
+            table = open_offline_table(
+                path,
+                self.storage_format,
+                retry=self.retry,
+                lock_timeout_seconds=self.config.lock_timeout_seconds,
+            )
             self._tables[key] = table
+            try:  # on open: record commits a crashed or refused write left unrecorded
+                reconcile_table(self.metadata, schema, table, online_pending=self.config.sync_to_online)
+            except MetadataError as err:
+                logger.warning("could not reconcile {} v{} yet: {}", schema.name, schema.version, err)
         return table
 
     def _scan_at(self, schema: FeatureGroupSchema, table_version: int | None) -> pl.LazyFrame:
@@ -191,6 +224,7 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
         backfill: bool = False,
         *,
         on_drift: str | None = None,
+        write_id: str | None = None,
     ) -> WriteRecord:
         """Validate ``data`` and write it to the group's table in one transaction.
 
@@ -202,15 +236,21 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
             backfill: Replace the event-time window ``[min, max]`` covered by ``data``
                 (see :meth:`backfill`); needs ``mode="append"``.
             on_drift: Override of ``drift.on_drift`` for this write.
+            write_id: Identity of the write, to make retries safe (a uuid when None): a write
+                whose id already committed to this group version is a no-op that returns the
+                original record (found in the registry or in the Delta log).
 
         Returns:
-            The registry's record of the write (rows, table version, ...).
+            The registry's record of the write (rows, table version, ``write_id``, ...).
 
         Raises:
             SchemaValidationError: If the data breaks the schema (nothing is written).
             DriftDetectedError: If the drift gate blocks the write (nothing is written).
-            FeatureMaterializationError: If the table write failed (the table is unchanged).
-            ConfigurationError: For an unknown mode.
+            FeatureMaterializationError: If the table write failed (the table is unchanged);
+                :class:`CommitConflictError` when other writers kept committing first.
+            WriteNotRecordedError: The data IS committed but the registry could not record it
+                (it is recorded from the Delta log later; retry with ``err.write_id``, a no-op).
+            ConfigurationError: For an unknown mode or a malformed ``write_id``.
 
         Example:
             >>> store.write_features("user_features", df, mode="merge")  # doctest: +SKIP
@@ -220,17 +260,17 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
         schema = self.metadata.get_feature_group(feature_group)
         df = schema.validate(data)
         if not backfill:
-            return self._write(schema, df, cast(WriteMode, mode), on_drift=on_drift)
+            return self._write(schema, df, cast(WriteMode, mode), on_drift=on_drift, write_id=write_id)
         if mode != "append" or schema.timestamp_key is None:
             raise ConfigurationError(
                 f"backfill=True replaces the event-time window of the data; it needs mode='append' "
                 f"and a group with a timestamp_key (got mode={mode!r}, group {schema.name!r})"
             )
         if df.height == 0:
-            return self._write(schema, df, "append", on_drift=on_drift)
+            return self._write(schema, df, "append", on_drift=on_drift, write_id=write_id)
         times = df.get_column(schema.timestamp_key)
         window = (schema.timestamp_key, times.min(), times.max() + timedelta(microseconds=1))  # type: ignore[operator]
-        return self._write(schema, df, "backfill", window=window, on_drift=on_drift)  # type: ignore[arg-type]
+        return self._write(schema, df, "backfill", window=window, on_drift=on_drift, write_id=write_id)  # type: ignore[arg-type]
 
     def backfill(
         self,
@@ -241,6 +281,7 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
         end: datetime | str,
         chunk_by: ChunkBy | None = None,
         on_drift: str | None = None,
+        write_id: str | None = None,
     ) -> WriteRecord:
         """Replace exactly the ``[start, end)`` event-time window of a group, in one transaction.
 
@@ -254,6 +295,8 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
             end: Window end (exclusive).
             chunk_by: ``"day"``, ``"month"`` or ``"none"``; default by window length.
             on_drift: Override of ``drift.on_drift`` for this write.
+            write_id: Identity of the write; a retry with the same id is a no-op (see
+                :meth:`write_features`).
 
         Returns:
             The registry's record of the write (mode ``backfill``).
@@ -268,7 +311,14 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
         schema = self.metadata.get_feature_group(feature_group)
         df, lo, hi = load_window(schema, data_or_source, start, end, chunk_by=chunk_by)
         assert schema.timestamp_key is not None  # load_window checked it
-        return self._write(schema, df, "backfill", window=(schema.timestamp_key, lo, hi), on_drift=on_drift)
+        return self._write(
+            schema,
+            df,
+            "backfill",
+            window=(schema.timestamp_key, lo, hi),
+            on_drift=on_drift,
+            write_id=write_id,
+        )
 
     def _write(
         self,
@@ -278,26 +328,50 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
         *,
         window: TimeWindow | None = None,
         on_drift: str | None = None,
+        write_id: str | None = None,
     ) -> WriteRecord:
-        report = self.monitor.before_write(schema, df, on_drift=on_drift)
+        write_id = uuid.uuid4().hex if write_id is None else check_write_id(write_id)
         table = self._table(schema)
+        pending = self.config.sync_to_online
+        done = find_committed_write(self.metadata, schema, table, write_id, online_pending=pending)
+        if done is not None:
+            logger.info("write {} to {} v{} already committed: no-op", write_id, schema.name, schema.version)
+            return done
+        report = self.monitor.before_write(schema, df, on_drift=on_drift)
         started = time.perf_counter()
         keys = [*schema.entity_keys, *([schema.timestamp_key] if schema.timestamp_key else [])]
+        committed = True
         try:
             frame = self._with_partition(schema, table, df)
             if mode == "merge":
                 frame = frame.unique(subset=keys, keep="last", maintain_order=True)
             if mode == "append" and frame.height == 0:
-                table_version = table.version()
+                table_version, table_id, committed = table.version(), table.table_id(), False
             else:
                 partition_by = [DATE_COLUMN] if DATE_COLUMN in frame.columns else []
-                table_version = table.commit(
+                commit = table.commit(
                     mode,
                     frame,
                     merge_keys=keys,
                     window=window,
                     partition_by=partition_by,  # type: ignore[arg-type]
+                    write_id=write_id,
+                    info=commit_info(
+                        schema.name,
+                        schema.version,
+                        mode=mode,
+                        rows=df.height,
+                        write_id=write_id,
+                        window=window,
+                    ),
                 )
+                if commit.replayed:  # a concurrent attempt with this id committed it first
+                    done = find_committed_write(
+                        self.metadata, schema, table, write_id, online_pending=pending
+                    )
+                    if done is not None:
+                        return done
+                table_version, table_id = commit.version, commit.table_id
         except FeatureStoreException:
             raise
         except Exception as err:
@@ -306,9 +380,15 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
                 f"(nothing was committed): {err}"
             ) from err
         seconds = time.perf_counter() - started
-        details: dict[str, Any] = {"format": table.format, "seconds": round(seconds, 6)}
+        details: dict[str, Any] = {"format": table.format, "seconds": round(seconds, 6), "write_id": write_id}
+        if table_id is not None:
+            details["table_id"] = table_id
+        if not committed:
+            details["committed"] = False
         if window is not None:
             details["window"] = [window[1].isoformat(), window[2].isoformat()]
+        if committed:
+            self._record_durably(schema, mode, df.height, table_version, details)
         return record_commit(
             self,
             schema,
@@ -319,6 +399,41 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
             frame=df,
             report=report,
         )
+
+    def _record_durably(
+        self,
+        schema: FeatureGroupSchema,
+        mode: str,
+        rows: int,
+        table_version: int | None,
+        details: dict[str, Any],
+    ) -> None:
+        """Record a commit, or raise :class:`WriteNotRecordedError` saying the data IS committed.
+
+        The registry retries a busy database per the retry policy before giving up. The record
+        made here is found again (by ``write_id``) by the ``record_commit`` that follows.
+        """
+        try:
+            self.metadata.record_write(
+                schema.name,
+                schema.version,
+                mode=mode,
+                rows=rows,
+                table_version=table_version,
+                details=details,
+            )
+        except MetadataError as err:
+            write_id = str(details["write_id"])
+            raise WriteNotRecordedError(
+                f"The {mode} of {rows} rows to {schema.name!r} v{schema.version} IS committed (table "
+                f"version {table_version}, write_id {write_id!r}) but the registry could not record it: "
+                f"{err}. The commit is durable and is recorded from the Delta log when the group is "
+                "next opened or its history read.",
+                group=schema.name,
+                version=schema.version,
+                table_version=int(table_version or 0),
+                write_id=write_id,
+            ) from err
 
     def _with_partition(
         self, schema: FeatureGroupSchema, table: OfflineTable, df: pl.DataFrame
@@ -555,6 +670,73 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
         """
         table = self._table(self.metadata.get_feature_group(feature_group, version))
         return table.vacuum(retention_hours=retention_hours, dry_run=dry_run)
+
+    def list_writes(
+        self, feature_group: str, *, version: int | None = None, limit: int | None = None
+    ) -> list[WriteRecord]:
+        """Return the write history of a group, oldest first, after reconciling it with the log.
+
+        Commits the registry missed (a crash between commit and record) are recorded first, so
+        every data version of the table has exactly one record. Records of deleted
+        registrations of the group are left out (the registry keeps them).
+
+        Args:
+            feature_group: A registered group.
+            version: One schema version (None: every version).
+            limit: Return only the newest ``limit`` writes.
+
+        Example:
+            >>> [w.table_version for w in store.list_writes("user_features")]  # doctest: +SKIP
+            [1, 2, 3]
+        """
+        self.reconcile(feature_group, version=version)
+        live = [r for r in self.metadata.list_writes(feature_group, version) if "deleted_at" not in r.details]
+        return live if limit is None else live[-limit:] if limit > 0 else []
+
+    def reconcile(self, feature_group: str | None = None, *, version: int | None = None) -> list[WriteRecord]:
+        """Record every table commit that has no write record (see :mod:`~.reconcile`).
+
+        Args:
+            feature_group: One group (None: every registered group).
+            version: One schema version of it (None: every version).
+
+        Returns:
+            The records created (empty when the history was complete).
+
+        Raises:
+            MetadataError: If the registry cannot be written.
+
+        Example:
+            >>> store.reconcile()  # doctest: +SKIP
+            []
+        """
+        groups = [feature_group] if feature_group is not None else self.metadata.list_feature_groups()
+        created: list[WriteRecord] = []
+        for name in groups:
+            versions = [version] if version is not None else self.metadata.list_versions(name)
+            for v in versions:
+                schema = self.metadata.get_feature_group(name, v)
+                table = self._table(schema)
+                created += reconcile_table(
+                    self.metadata, schema, table, online_pending=self.config.sync_to_online
+                )
+        return created
+
+    def delete_feature_group(self, name: str, version: int | None = None) -> DeletedGroup:
+        """Delete a group version (every version when None): online rows, offline table, registry.
+
+        Re-registering the name afterwards (any schema) starts from empty tables; write
+        records are kept, marked deleted. See :mod:`tauro_workbench.stores.group_deletion`.
+
+        Raises:
+            FeatureGroupNotFoundError: If the group or version is not registered.
+            OnlineStoreError: If the online rows cannot be deleted (nothing else is changed).
+
+        Example:
+            >>> store.delete_feature_group("users")  # doctest: +SKIP
+            DeletedGroup(group='users', versions=(1,), tables=1, online_rows=0)
+        """
+        return delete_group(self, name, version)
 
     def health_check(self) -> HealthReport:
         """Check the registry and that the offline folder is writable."""

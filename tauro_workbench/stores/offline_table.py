@@ -61,9 +61,9 @@ from tauro_workbench.stores.commit_lock import commit_lock, ensure_folder
 
 __all__ = [
     "DATE_COLUMN",
-    "Commit",
     "HIDDEN_COLUMNS",
     "SEQ_COLUMN",
+    "Commit",
     "DeltaOfflineTable",
     "OfflineTable",
     "ParquetOfflineTable",

@@ -154,11 +154,13 @@ def reconcile_table(
     }
     created: list[WriteRecord] = []
     for commit in commits:
-        version = int(commit["version"])
+        version = int(str(commit["version"]))
         if version in known or commit.get("tauro.mode") is None:
             continue
         if str(commit.get("tauro.group", schema.name)) != schema.name:
-            logger.warning("{}: commit {} names group {!r}; not recorded", table.uri, version, commit["tauro.group"])
+            logger.warning(
+                "{}: commit {} names group {!r}; not recorded", table.uri, version, commit["tauro.group"]
+            )
             continue
         details: dict[str, Any] = {"format": table.format, "table_id": table_id, "reconciled": True}
         if commit.get("tauro.write_id") is not None:
@@ -178,7 +180,7 @@ def reconcile_table(
         )
         if record.details.get("reconciled"):
             created.append(record)
-    newest = max(int(c["version"]) for c in commits)
+    newest = max(int(str(c["version"])) for c in commits)
     metadata.put_document(RECONCILE_DOCUMENT, key, {"table_id": table_id, "through": newest})
     if created:
         logger.warning(

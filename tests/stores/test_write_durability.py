@@ -33,7 +33,11 @@ def assert_history_matches_log(store: MaterializedFeatureStore) -> None:
     assert sorted(w.table_version for w in writes) == sorted(commits)  # type: ignore[type-var]
     for w in writes:
         info = commits[w.table_version]  # type: ignore[index]
-        assert (w.write_id, w.mode, str(w.rows)) == (info["tauro.write_id"], info["tauro.mode"], info["tauro.rows"])
+        assert (w.write_id, w.mode, str(w.rows)) == (
+            info["tauro.write_id"],
+            info["tauro.mode"],
+            info["tauro.rows"],
+        )
     assert len({w.write_id for w in writes}) == len(writes)
 
 
@@ -95,7 +99,9 @@ _LOCK_HOLDER = textwrap.dedent(
 )
 
 
-def test_busy_registry_after_commit_says_the_data_is_committed(make_store: StoreFactory, tmp_path: Path) -> None:
+def test_busy_registry_after_commit_says_the_data_is_committed(
+    make_store: StoreFactory, tmp_path: Path
+) -> None:
     options = {"lock_timeout_seconds": 0.5, "max_retries": 1, "retry_backoff_ms": 10}
     store = make_store("delta", **options)
     store.register_features(users_schema())
@@ -141,7 +147,9 @@ _KILL_AFTER_COMMIT = textwrap.dedent(
 )
 
 
-def test_a_commit_killed_before_its_record_is_recorded_on_open(make_store: StoreFactory, tmp_path: Path) -> None:
+def test_a_commit_killed_before_its_record_is_recorded_on_open(
+    make_store: StoreFactory, tmp_path: Path
+) -> None:
     make_store("delta").register_features(users_schema())
     child = subprocess.run([sys.executable, "-c", _KILL_AFTER_COMMIT, str(tmp_path / "repo")], timeout=60)
     assert child.returncode == -signal.SIGKILL
@@ -191,11 +199,15 @@ def test_random_sigkills_never_lose_or_duplicate_a_write(make_store: StoreFactor
             os.kill(child.pid, signal.SIGKILL)
             killed += child.wait() == -signal.SIGKILL
     assert killed >= 2 * trials - 2  # (a child may finish every write before its kill)
-    assert subprocess.run(loop, timeout=120, stdout=subprocess.DEVNULL).returncode == 0  # resume: no-ops, then the rest
+    assert (
+        subprocess.run(loop, timeout=120, stdout=subprocess.DEVNULL).returncode == 0
+    )  # resume: no-ops, then the rest
     store = make_store("delta")
     stored = store.scan_group("users", columns=["user_id", "age", SEQ_COLUMN]).collect()
     assert stored.height == writes * 5
-    assert sorted(stored.get_column("user_id").to_list()) == [i * 10 + j for i in range(writes) for j in range(5)]
+    assert sorted(stored.get_column("user_id").to_list()) == [
+        i * 10 + j for i in range(writes) for j in range(5)
+    ]
     assert stored.get_column(SEQ_COLUMN).n_unique() == stored.height
     assert_history_matches_log(store)
     history = store.list_writes("users")
