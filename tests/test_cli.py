@@ -217,7 +217,8 @@ def test_apply_reports_changes_and_conflicts(tmp_path: Path, capsys: pytest.Capt
 # -- insight ------------------------------------------------------------------------------
 def test_list_and_show(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "list", "--repo", built)
-    assert code == 0 and "user_purchases_daily\tv1\t2 features\tvirtual" in out
+    assert code == 0 and "user_purchases_daily\tv1\t2 features\tvirtual\tlast write: never" in out
+    assert "user_features\tv1\t4 features\tmaterialized\tlast write: 20" in out
     code, data = cli_json(capsys, "list", "--repo", built)
     assert {r["group"]: r["last_write"] is not None for r in data} == {  # type: ignore[union-attr]
         "user_features": True,
@@ -399,6 +400,13 @@ def test_backfill_and_promote(repo: Path, tmp_path: Path, capsys: pytest.Capture
     assert code == 2 and "must be after --start" in error_line(err)
     code, data = cli_json(capsys, "promote", "user_purchases_daily", "--to", "materialized", "--repo", repo)
     assert code == 0 and data["changed"] is True and data["rows"] > 0  # type: ignore[index]
+    code, data = cli_json(capsys, "list", "--repo", repo)
+    kinds = {r["group"]: r["kind"] for r in data}  # type: ignore[union-attr]
+    assert kinds == {
+        "user_features": "empty",
+        "user_purchases_daily": "virtual+materialized",
+        "user_txn_daily": "materialized",
+    }
     code, out, _ = cli(capsys, "promote", "user_purchases_daily", "--repo", repo)
     assert code == 0 and "nothing changed" in out
     code, data = cli_json(capsys, "promote", "user_txn_daily", "--to", "online", "--repo", repo)
@@ -440,6 +448,19 @@ def test_run_reports_nodes_and_stops_at_the_failing_one(
     line = error_line(err)
     assert code == 1 and line.startswith("error: pipeline 'broken' failed at node 'rows':")
     assert "no_such_column" in line and "failed rows (sql)" in err
+    with_input = tmp_path / "scored.yaml"
+    with_input.write_text(
+        "name: scored\ninputs: [ids]\nnodes:\n"
+        "  - {name: read, type: read_features, feature_names: [user_features.plan], entity_ids_source: ids}\n"
+    )
+    ids = tmp_path / "ids.csv"
+    ids.write_text("user_id\n1\n2\n")
+    code, data = cli_json(capsys, "run", with_input, "--input", f"ids={ids}", "--repo", repo)
+    assert code == 0 and data["nodes"][0]["rows"] == 2  # type: ignore[index]
+    code, _, err = cli(capsys, "run", with_input, "--repo", repo)
+    assert code == 2 and "needs --input for ids" in error_line(err)
+    code, _, err = cli(capsys, "run", with_input, "--input", f"other={ids}", "--repo", repo)
+    assert code == 2 and "declares inputs ['ids']" in error_line(err)
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: p\nnodes:\n  - {name: a, type: sql, sql: SELECT 1, inputs: [b]}\n")
     code, _, err = cli(capsys, "run", bad, "--repo", repo)

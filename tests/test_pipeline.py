@@ -358,3 +358,52 @@ def test_digest_ignores_row_order_and_sees_every_value(
     )
     assert frame_digest(changed) != frame_digest(frame)
     assert frame_digest(frame.head(frame.height - 1)) != frame_digest(frame) or frame.height == 0
+
+
+def test_the_tauro_readme_pipeline_with_inputs_from_the_context(wb: Workbench) -> None:
+    """The pipeline of the Tauro design's README, fed with frames produced elsewhere."""
+    process_user_data = wb.virtual.executor.execute(plan_rows()).collect()
+    load_entity_ids = pl.DataFrame({"user_id": [3, 1]})
+    pipeline = {
+        "nodes": [
+            write_features_node(
+                name="materialize_user_features",
+                feature_store="materialized",
+                feature_group="user_plan",
+                input_source="process_user_data",
+            ),
+            read_features_node(
+                name="fetch_training_features",
+                feature_store="materialized",
+                feature_names=["plan", "score"],
+                entity_ids_source="load_entity_ids",
+                dependencies=["materialize_user_features"],
+            ),
+        ]
+    }
+    inputs = {"process_user_data": process_user_data, "load_entity_ids": load_entity_ids}
+    run = run_pipeline(wb, pipeline, inputs=inputs)
+    fetched = run.frame("fetch_training_features")
+    assert fetched["user_id"].to_list() == [3, 1] and fetched["score"].to_list() == pytest.approx(
+        [1.0, 1 / 3]
+    )
+    assert "process_user_data" not in run.outputs
+    with pytest.raises(SpecError, match="unknown node 'process_user_data'"):
+        run_pipeline(wb, pipeline)
+
+
+def test_declared_inputs_in_yaml(wb: Workbench, tmp_path: Path) -> None:
+    file = write_yaml(
+        tmp_path / "p.yaml",
+        "name: scored\ninputs: [ids]\nnodes:\n"
+        "  - {name: read, type: read_features, feature_names: [user_plan.plan], entity_ids_source: ids}\n",
+    )
+    spec = load_pipeline(file)
+    assert spec.inputs == ["ids"]
+    with pytest.raises(SpecError, match=r"inputs \['ids'\] are declared but not given"):
+        run_pipeline(wb, spec)
+    run = run_pipeline(wb, spec, inputs={"ids": pl.DataFrame({"user_id": [1]})})
+    assert run.frame("read").height == 1
+    clash = write_yaml(tmp_path / "c.yaml", "inputs: [a]\nnodes:\n  - {name: a, type: sql, sql: SELECT 1}\n")
+    with pytest.raises(SpecError, match="also a pipeline input"):
+        load_pipeline(clash)

@@ -155,8 +155,10 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("group", nargs="?")
     cmd.add_argument("--limit", type=int, default=50)
     add("health", "check the registry and the stores (exit 1 if unhealthy)", commands.health_command)
-    add("run", "run a pipeline YAML (nodes in dependency order)", commands.run_command).add_argument(
-        "pipeline", type=Path
+    cmd = add("run", "run a pipeline YAML (nodes in dependency order)", commands.run_command)
+    cmd.add_argument("pipeline", type=Path)
+    cmd.add_argument(
+        "--input", action="append", default=[], metavar="NAME=FILE", help=f"a declared input ({FORMATS})"
     )
     add("demo", "build a demo repo from sample_data/ (definitions + pipeline)", commands.demo_command)
     return parser

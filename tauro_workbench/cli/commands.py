@@ -150,7 +150,7 @@ def list_command(args: argparse.Namespace, out: Output) -> int:
                     "group": schema.name,
                     "version": schema.version,
                     "features": len(schema.features),
-                    "kind": "virtual" if schema.name in virtual else "materialized",
+                    "kind": _kind(schema.name in virtual, bool(last)),
                     "last_write": last[0].written_at if last else None,
                     "description": schema.description,
                 }
@@ -162,6 +162,12 @@ def list_command(args: argparse.Namespace, out: Output) -> int:
     )
     out.result(rows, text or "no feature groups")
     return 0
+
+
+def _kind(is_virtual: bool, written: bool) -> str:
+    if is_virtual:
+        return "virtual+materialized" if written else "virtual"
+    return "materialized" if written else "empty"
 
 
 def show_command(args: argparse.Namespace, out: Output) -> int:
@@ -383,15 +389,26 @@ def run_command(args: argparse.Namespace, out: Output) -> int:
     from tauro_workbench.pipeline import load_pipeline
 
     spec = load_pipeline(args.pipeline)
+    inputs: dict[str, Any] = {}
+    for item in args.input:
+        name, sep, file = item.partition("=")
+        if not sep or not name or not file:
+            raise UsageError(f"--input {item!r}: use NAME=FILE")
+        if name not in spec.inputs:
+            raise UsageError(f"--input {name!r}: the pipeline declares inputs {spec.inputs or '(none)'}")
+        inputs[name] = read_frame(Path(file))
+    missing = [name for name in spec.inputs if name not in inputs]
+    if missing:
+        raise UsageError(f"the pipeline needs --input for {', '.join(missing)} (NAME=FILE)")
     with open_repo(args) as wb:
-        run = _run_spec(wb, spec, out)
+        run = _run_spec(wb, spec, out, inputs)
     out.result(
         run.to_dict(), lambda: f"pipeline {run.pipeline}: {len(run.nodes)} nodes ok in {run.seconds:.2f} s"
     )
     return 0
 
 
-def _run_spec(wb: Any, spec: Any, out: Output) -> Any:
+def _run_spec(wb: Any, spec: Any, out: Output, inputs: dict[str, Any] | None = None) -> Any:
     from tqdm import tqdm
 
     from tauro_workbench.pipeline import NodeRun, run_pipeline
@@ -411,7 +428,7 @@ def _run_spec(wb: Any, spec: Any, out: Output) -> Any:
             out.note(line)
 
     try:
-        return run_pipeline(wb, spec, on_node=progress)
+        return run_pipeline(wb, spec, inputs=inputs, on_node=progress)
     finally:
         bar.close()
 

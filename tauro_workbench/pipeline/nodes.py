@@ -185,18 +185,21 @@ class PipelineSpec(Spec):
     """A pipeline: a name and its nodes (any order; they run in dependency order).
 
     Attributes:
+        inputs: Names of the frames given at run time (``run_pipeline(..., inputs=)``, or
+            ``tauro-wb run --input NAME=FILE``); nodes use them like node outputs.
         base_dir: Folder that ``file.py:function`` references are relative to (the pipeline
             file's folder when loaded from YAML).
     """
 
     name: str = "pipeline"
     description: str = ""
+    inputs: list[str] = Field(default_factory=list)
     nodes: list[Node] = Field(min_length=1)
     base_dir: str | None = None
 
     @model_validator(mode="after")
     def _graph(self) -> PipelineSpec:
-        problem = graph_problem(self.nodes)
+        problem = graph_problem(self.nodes, external=self.inputs)
         if problem is not None:
             index, _key, text = problem
             raise ValueError(f"node {self.nodes[index].name!r}: {text}")
@@ -215,31 +218,39 @@ class PipelineSpec(Spec):
         ordered: list[AnyNode] = []
         pending = list(self.nodes)
         while pending:
-            ready = next(n for n in pending if all(u in done for u in n.upstream))
+            ready = next(n for n in pending if all(u in done or u in self.inputs for u in n.upstream))
             ordered.append(ready)
             done.add(ready.name)
             pending.remove(ready)
         return ordered
 
 
-def graph_problem(nodes: Sequence[_Node]) -> tuple[int, str, str] | None:
-    """Return ``(node index, key, problem)`` for a duplicate name, unknown reference or cycle."""
+def graph_problem(nodes: Sequence[_Node], *, external: Sequence[str] = ()) -> tuple[int, str, str] | None:
+    """Return ``(node index, key, problem)`` for a duplicate name, unknown reference or cycle.
+
+    ``external`` names inputs given at run time, which nodes may read like node outputs.
+    """
     names: dict[str, int] = {}
     for i, node in enumerate(nodes):
         if node.name in names:
             return i, "name", f"the name is used twice (also node {names[node.name] + 1})"
+        if node.name in external:
+            return i, "name", f"the name is also a pipeline input ({node.name!r})"
         names[node.name] = i
     for i, node in enumerate(nodes):
         for ref in node.upstream:
             if ref == node.name:
                 return i, _ref_key(node, ref), "depends on itself"
-            if ref not in names:
-                return i, _ref_key(node, ref), f"unknown node {ref!r}; nodes: {sorted(names)}"
+            if ref not in names and ref not in external:
+                known = sorted([*names, *external])
+                return i, _ref_key(node, ref), f"unknown node {ref!r}; nodes and inputs: {known}"
     state: dict[str, int] = {}
 
     def visit(name: str, path: list[str]) -> list[str] | None:
         state[name] = 1
         for ref in nodes[names[name]].upstream:
+            if ref not in names:
+                continue  # an external input
             if state.get(ref) == 1:
                 return [*path, name, ref]
             if ref not in state and (cycle := visit(ref, [*path, name])) is not None:
@@ -277,14 +288,17 @@ def load_pipeline(path: str | os.PathLike[str]) -> PipelineSpec:
     data = doc.data
     if not isinstance(data, Mapping):
         raise doc.error("must be a mapping with 'name' and 'nodes'")
-    unknown = sorted(set(data) - {"name", "description", "nodes"})
+    unknown = sorted(set(data) - {"name", "description", "inputs", "nodes"})
     if unknown:
-        raise doc.error("unknown key (valid: name, description, nodes)", (unknown[0],))
+        raise doc.error("unknown key (valid: name, description, inputs, nodes)", (unknown[0],))
+    inputs = data.get("inputs", [])
+    if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
+        raise doc.error("must be a list of input names", ("inputs",))
     raw_nodes = data.get("nodes")
     if not isinstance(raw_nodes, list) or not raw_nodes:
         raise doc.error("must be a non-empty list of nodes", ("nodes",))
     nodes = [_parse_node(doc, item, i) for i, item in enumerate(raw_nodes)]
-    problem = graph_problem(nodes)
+    problem = graph_problem(nodes, external=inputs)
     if problem is not None:
         index, key, text = problem
         raise doc.error(text, ("nodes", index, key))
@@ -293,7 +307,9 @@ def load_pipeline(path: str | os.PathLike[str]) -> PipelineSpec:
     for key, value in (("name", name), ("description", description)):
         if not isinstance(value, str):
             raise doc.error(f"must be text, got {value!r}", (key,))
-    return PipelineSpec(name=name, description=description, nodes=nodes, base_dir=str(doc.folder.resolve()))
+    return PipelineSpec(
+        name=name, description=description, inputs=inputs, nodes=nodes, base_dir=str(doc.folder.resolve())
+    )
 
 
 def _parse_node(doc: YamlDocument, item: Any, index: int) -> AnyNode:

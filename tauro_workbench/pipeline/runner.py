@@ -17,8 +17,9 @@ from typing import Any
 
 import polars as pl
 from loguru import logger
+from pydantic import ValidationError
 
-from tauro_workbench.exceptions import PipelineError
+from tauro_workbench.exceptions import FeatureStoreException, PipelineError, SpecError
 from tauro_workbench.pipeline.adapter import FeatureStoreExecutorAdapter
 from tauro_workbench.pipeline.nodes import PipelineSpec, load_pipeline
 
@@ -81,6 +82,7 @@ def run_pipeline(
     workbench: Any,
     pipeline: PipelineSpec | Mapping[str, Any] | str | os.PathLike[str],
     *,
+    inputs: Mapping[str, Any] | None = None,
     on_node: Callable[[NodeRun], None] | None = None,
 ) -> PipelineRun:
     """Run every node of ``pipeline`` in dependency order against ``workbench``.
@@ -90,21 +92,30 @@ def run_pipeline(
             :class:`FeatureStoreExecutorAdapter` accepts: a Tauro context, a repo path).
         pipeline: A :class:`PipelineSpec`, a dict with ``nodes`` (node dicts or node objects),
             or the path of a pipeline YAML file.
+        inputs: Frames given by name (e.g. rows a Tauro context produced); nodes read them like
+            node outputs. A YAML pipeline declares their names under ``inputs:``; a dict or
+            spec without that list gets the names given here.
         on_node: Called with each finished node (the CLI prints progress with it).
 
     Returns:
         The run, with each node's status and output.
 
     Raises:
-        SpecError: If the pipeline file or dict is invalid (nothing runs).
+        SpecError: If the pipeline file or dict is invalid, or a declared input is not
+            given (nothing runs).
         PipelineError: At the first failing node, naming it; the nodes after it do not run.
             Writes that finished stay written and are not repeated by the next run.
 
     Example:
         >>> run_pipeline(wb, {"nodes": [sql_node("ids", "SELECT 1 AS user_id")]}).frame("ids")  # doctest: +SKIP
     """
-    spec = _spec(pipeline)
+    given = dict(inputs or {})
+    spec = _spec(pipeline, sorted(given))
+    missing = [name for name in spec.inputs if name not in given]
+    if missing:
+        raise SpecError(f"<pipeline {spec.name!r}>", f"inputs {missing} are declared but not given")
     adapter = FeatureStoreExecutorAdapter(workbench, pipeline=spec.name, base_dir=spec.base_dir)
+    adapter.execution_outputs.update(given)
     started = time.perf_counter()
     done: list[NodeRun] = []
     for node in spec.order():
@@ -131,20 +142,25 @@ def run_pipeline(
         done.append(run)
         if on_node is not None:
             on_node(run)
-    return PipelineRun(spec.name, done, time.perf_counter() - started, dict(adapter.execution_outputs))
+    outputs = {k: v for k, v in adapter.execution_outputs.items() if k not in given}
+    return PipelineRun(spec.name, done, time.perf_counter() - started, outputs)
 
 
-def _spec(pipeline: PipelineSpec | Mapping[str, Any] | str | os.PathLike[str]) -> PipelineSpec:
-    if isinstance(pipeline, PipelineSpec):
-        return pipeline
+def _spec(
+    pipeline: PipelineSpec | Mapping[str, Any] | str | os.PathLike[str], given: list[str]
+) -> PipelineSpec:
     if isinstance(pipeline, (str, os.PathLike)):
         return load_pipeline(Path(pipeline))
-    from pydantic import ValidationError
-
-    from tauro_workbench.exceptions import SpecError
-
+    if isinstance(pipeline, PipelineSpec):
+        if not given or pipeline.inputs:
+            return pipeline
+        data: dict[str, Any] = {**dict(pipeline), "nodes": list(pipeline.nodes)}
+    else:
+        data = dict(pipeline)
+    if not data.get("inputs"):
+        data["inputs"] = given
     try:
-        return PipelineSpec.model_validate(dict(pipeline))
+        return PipelineSpec.model_validate(data)
     except ValidationError as err:
         first = err.errors(include_url=False)[0]
         key = ".".join(str(p) for p in first["loc"])
@@ -156,6 +172,4 @@ def _spec(pipeline: PipelineSpec | Mapping[str, Any] | str | os.PathLike[str]) -
 def _reason(err: BaseException) -> str:
     text = str(err).strip() or type(err).__name__
     # a user function's own error keeps its type, which says what went wrong
-    from tauro_workbench.exceptions import FeatureStoreException
-
     return text if isinstance(err, FeatureStoreException) else f"{type(err).__name__}: {text}"
