@@ -69,35 +69,88 @@ def without_timings(stdout: str) -> list[str]:
     return lines
 
 
+def export_session(name: str, tmp_path: Path) -> list[dict[str, object]]:
+    """Execute ``notebooks/<name>.py`` with ``marimo export session``; return its cell outputs."""
+    notebook = tmp_path / f"{name}.py"
+    shutil.copy(NOTEBOOKS / f"{name}.py", notebook)  # the session snapshot is written next to it
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "marimo",
+            "export",
+            "session",
+            "--force-overwrite",
+            "--no-sandbox",
+            str(notebook),
+        ],
+        cwd=ROOT,
+        env=clean_env(tmp_path / "repo"),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    session = json.loads((tmp_path / "__marimo__" / "session" / f"{name}.py.json").read_text())
+    outputs = [o for cell in session["cells"] for o in cell["outputs"]]
+    assert not [o for o in outputs if o["type"] == "error"], outputs
+    return outputs
+
+
+def html_outputs(outputs: list[dict[str, object]]) -> str:
+    return " ".join(str(v) for o in outputs for k, v in dict(o.get("data", {})).items() if k == "text/html")  # type: ignore[arg-type]
+
+
 def test_quickstart_runs_headless_and_prints_what_it_did(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     out = run_notebook("quickstart", storage_path=repo)
-    assert f"[repo] {repo}" in out
+    assert f"[repo] {repo} (mode hybrid" in out
     assert "silver.users (2,000 rows)" in line(out, "[sources]")
     assert line(out, "[groups]") == "[groups] registered user_features, user_txn_daily"
     assert "2,000 rows" in line(out, "[write] user_features")
     for month in ("2026-02", "2026-03", "2026-04", "2026-05"):
-        assert "drift check: ok, max PSI 0.0" in line(out, f"[write] user_txn_daily {month}")
-    assert "drift check: no_reference" in line(out, "[write] user_txn_daily 2026-01")
-    june = line(out, "[write] user_txn_daily 2026-06")
-    assert "drift check: drift" in june and "txn_amount_mean" in june
-    assert "drift_detected published 1 time(s)" in line(out, "[events]")
-    assert "preview of 5 rows by duckdb" in line(out, "[virtual]")
-    assert line(out, "[get_features] 4 users").count("plan=") == 3
-    assert "9,101 label rows -> 9,101 rows x 9 columns" in line(out, "[training set]")
-    assert "txn_amount_mean PSI" in line(out, "[drift] June") and ": drift;" in line(out, "[drift] June")
-    assert "2,000 entities synced" in line(out, "[online] promoted user_features")
-    assert "'plan': " in line(out, "[online] user 42")
-    assert "4 users match the offline read" in out
+        assert line(out, f"[write] user_txn_daily {month}").endswith("drift check: ok")
+    assert line(out, "[write] user_txn_daily 2026-01").endswith("drift check: no_reference")
+    assert line(out, "[write] user_txn_daily 2026-06").endswith("drift check: drift")
+    assert "5 rows via virtual on duckdb" in line(out, "[preview]")
+    assert "Materialized 31439 rows" in line(out, "[promote]") and "again: changed=False" in out
+    training = line(out, "[training set]")
+    assert "9,101 label rows -> 9,101 rows x 9 columns" in training and "user_features 100%" in training
+    assert "Synced 2000 entities" in line(out, "[online]")
+    assert "(matches the offline read)" in line(out, "[online] user 42")
+    assert line(out, "[lineage]").startswith("[lineage] lineage of user_purchases_daily (group)")
+    assert "drifted ['txn_amount_sum', 'txn_amount_mean']" in line(out, "[drift]")
+    assert line(out, "[browser]") == "[browser] 3 groups"
     assert (repo / "registry.db").is_file() and (repo / "offline" / "user_txn_daily" / "v1").is_dir()
 
 
-def test_quickstart_uses_a_relative_feature_repo_and_runs_twice_alike(tmp_path: Path) -> None:
+def test_quickstart_uses_its_own_demo_repo_and_runs_twice_alike(tmp_path: Path) -> None:
     first = run_notebook("quickstart", storage_path=None, cwd=tmp_path)
     second = run_notebook("quickstart", storage_path=None, cwd=tmp_path)
-    assert "[repo] feature_repo " in first
-    assert (tmp_path / "feature_repo" / "registry.db").is_file()
+    assert "[repo] feature_repo_quickstart " in first
+    assert (tmp_path / "feature_repo_quickstart" / DEMO_MARKER).is_file()
+    assert not (tmp_path / "feature_repo").exists()  # the README tour's repo is never touched
     assert without_timings(first) == without_timings(second)
+
+
+def test_quickstart_outputs_are_the_rich_displays(tmp_path: Path) -> None:
+    outputs = export_session("quickstart", tmp_path)
+    html = html_outputs(outputs)
+    for css_class in (
+        "tauro-group",
+        "tauro-preview",
+        "tauro-promotion",
+        "tauro-route",
+        "tauro-training-set",
+        "tauro-lineage",
+        "tauro-drift-report",
+        "tauro-registry",
+    ):
+        assert f'class="tauro-display {css_class}"' in html, css_class
+    assert "tauro-lineage-svg" in html and "tauro-psi-chart" in html
+    assert "marimo-anywidget" in html  # the registry browser
+    assert html.count("application/vnd.vegalite.v6+json") == 2  # drift_overview and feature_over_time
+    assert "cdn.jsdelivr" not in html and "unpkg.com" not in html
 
 
 def test_training_set_shows_leaks_of_naive_joins_and_none_of_ours(tmp_path: Path) -> None:
@@ -127,34 +180,12 @@ def test_drift_notebook_flags_june_and_blocks_with_a_pinned_baseline(tmp_path: P
 
 
 def test_drift_notebook_charts_are_cell_outputs(tmp_path: Path) -> None:
-    notebook = tmp_path / "drift.py"
-    shutil.copy(NOTEBOOKS / "drift.py", notebook)  # the session snapshot is written next to it
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "marimo",
-            "export",
-            "session",
-            "--force-overwrite",
-            "--no-sandbox",
-            str(notebook),
-        ],
-        cwd=ROOT,
-        env=clean_env(tmp_path / "repo"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    session = json.loads((tmp_path / "__marimo__" / "session" / "drift.py.json").read_text())
-    outputs = [o for cell in session["cells"] for o in cell["outputs"]]
-    assert not [o for o in outputs if o["type"] == "error"]
-    mimes = [m for o in outputs for m in o.get("data", {})]
+    outputs = export_session("drift", tmp_path)
+    mimes = [m for o in outputs for m in dict(o.get("data", {}))]  # type: ignore[arg-type]
     vega = [m for m in mimes if m.startswith("application/vnd.vegalite")]
-    assert len(vega) == 2  # PSI over time and the June overview; the distributions are in a vstack
-    html = " ".join(str(v) for o in outputs for k, v in o.get("data", {}).items() if k == "text/html")
-    assert "tauro-drift-report" in html and html.count("marimo-mime-renderer") >= 2
+    html = html_outputs(outputs)
+    assert len(vega) >= 2 or html.count("marimo-vega") >= 2  # PSI over time and the June overview
+    assert "tauro-drift-report" in html and "tauro-psi-chart" in html
 
 
 @pytest.mark.parametrize("name", MARIMO_NOTEBOOKS)
@@ -186,11 +217,24 @@ def test_jupyter_quickstart_is_committed_without_outputs_and_runs(
     assert not [o for o in outputs if o.output_type == "error"]
     bundles = [o.get("data", {}) for o in outputs]
     html = [b["text/html"] for b in bundles if "text/html" in b]
-    months = next(h for h in html if "table_version" in h)
+    months = next(h for h in html if "table_version" in h and "tauro-display" not in h)
     verdicts = re.findall(r"<td>(?:&quot;)?(no_reference|ok|warning|drift)(?:&quot;)?</td>", months)
     assert verdicts == ["no_reference", "ok", "ok", "ok", "ok", "drift"]
+    joined = " ".join(html)
+    for css_class in (
+        "tauro-group",
+        "tauro-preview",
+        "tauro-promotion",
+        "tauro-training-set",
+        "tauro-lineage",
+        "tauro-drift-report",
+        "tauro-registry",
+        "tauro-health",
+    ):
+        assert f'class="tauro-display {css_class}"' in joined, css_class
     assert any("tauro-drift-report" in h and "txn_amount_mean" in h for h in html)
     assert any("<svg" in b.get("image/svg+xml", "") for b in bundles)
+    assert any("application/vnd.jupyter.widget-view+json" in b for b in bundles)  # wb.browse()
     streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "training set: 9,101 rows for 9,101 labels" in streams and "synced 1,960 users" in streams
     online = [b["text/plain"] for b in bundles if b.get("text/plain", "").startswith("{'txn_count'")]
