@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tauro_workbench.exceptions import ConfigurationError, SpecError
 from tauro_workbench.schema import FeatureGroupSchema, FeatureSchema
@@ -179,3 +180,24 @@ def test_config_errors_point_at_the_option(tmp_path: Path) -> None:
     assert info.value.line == 3 and "unknown option" in str(info.value)
     ok = write(tmp_path / "ok.yaml", "mode: hybrid\nenable_online_store: true\n")
     assert load_config(ok).enable_online_store is True
+
+
+def test_source_and_config_shapes_equal_the_python_objects(tmp_path: Path) -> None:
+    from tauro_workbench.config import FeatureStoreConfig
+    from tauro_workbench.sources import SourceRegistry
+
+    source = SourceRegistry().add(
+        "silver.users", SAMPLE.parent / "silver" / "users.parquet", format="parquet"
+    )
+    spec = SourceSpec.model_validate({"name": source.name, **source.to_document()})
+    assert (spec.name, spec.location, spec.format, spec.options) == (
+        source.name,
+        source.location,
+        source.format,
+        source.options,
+    )
+    config = FeatureStoreConfig(
+        mode="hybrid", enable_online_store=True, online_store={"type": "redis", "url": "redis://x"}
+    )
+    file = write(tmp_path / "tauro.yaml", yaml.safe_dump(config.model_dump(mode="json")))
+    assert load_config(file) == config
