@@ -129,6 +129,9 @@ class HybridFeatureStore(BaseFeatureStore):
         self._source_infos: dict[tuple[str, str], SourceInfo] = {}
         self._jobs: dict[str, threading.Thread] = {}
         self._last_materialization: dict[str, float] = {}
+        #: The routes of the latest read, per group (like ``last_read_info``: the latest call of
+        #: any thread), e.g. to tell which groups of a training set were read from a table.
+        self.last_routes: dict[str, Route] = {}
 
     @property
     def policy(self) -> RoutingPolicy:
@@ -231,6 +234,7 @@ class HybridFeatureStore(BaseFeatureStore):
         routes = {name: self._decide(schema, request) for name, schema in schemas.items()}
         for route in routes.values():
             self._observe(route)
+        self.last_routes = dict(routes)
         yield routes
         if self.config.auto_materialize_on_read:
             for route in routes.values():

@@ -205,6 +205,10 @@ def test_training_set_over_a_stored_and_a_virtual_group(repo: Repo) -> None:
         {"user_id": [1, 3, 2, 7], "t": [T0 + timedelta(days=d) for d in (1, 2, 0, 1)], "label": [1, 0, 1, 0]}
     )
     out = repo.hybrid.get_historical_features(entity, ["age", "amount"]).collect()
+    assert {g: r.target for g, r in repo.hybrid.last_routes.items()} == {
+        "users": "materialized",
+        "spend": "virtual",
+    }
     users = repo.materialized.get_historical_features(entity, ["users.age"]).collect()
     expected = repo.virtual.get_historical_features(users, ["spend.amount"], timestamp_column="t").collect()
     assert_frame_equal(out, expected)
@@ -243,7 +247,7 @@ def test_auto_materialize_runs_off_the_read_path(tmp_path: Path) -> None:
         assert gate.wait(30)
         return promote(group)
 
-    repo.hybrid.materialize = gated  # type: ignore[method-assign]
+    repo.hybrid.materialize = gated  # type: ignore[method-assign,assignment]
     route = route_of(repo)
     assert route.target == "virtual" and route.materialize
     out = repo.hybrid.get_features("spend.amount", entity_ids=IDS).collect()  # returns while the job waits

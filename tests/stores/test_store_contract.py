@@ -45,7 +45,7 @@ SPEND_SCHEMA = FeatureGroupSchema(
     "spend",
     entity_keys=["user_id"],
     timestamp_key="ts",
-    ttl="3d",
+    ttl=timedelta(days=3),
     features=[FeatureSchema("amount", "DOUBLE", "NUMERICAL")],
 )
 USERS = pl.DataFrame(
