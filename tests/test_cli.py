@@ -225,6 +225,12 @@ def test_list_and_show(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
         "user_purchases_daily": False,
         "user_txn_daily": True,
     }
+    code, out, _ = cli(capsys, "show", "user_features", "--version", "1", "--repo", built)
+    assert code == 0 and "name: user_features\nversion: 1" in out
+    code, _, err = cli(capsys, "show", "user_features", "--version", "7", "--repo", built)
+    assert code == 1 and error_line(err).endswith(
+        "unknown feature group 'user_features' version 7; registered versions: 1"
+    )
     code, out, _ = cli(capsys, "show", "user_purchases_daily", "--repo", built)
     assert code == 0 and "entity_keys:\n- user_id" in out
     assert "sql:\n  SELECT user_id," in out and "silver.purchases [source]" in out
@@ -282,6 +288,30 @@ def test_get_and_training_set(built: Path, tmp_path: Path, capsys: pytest.Captur
         capsys, "get", "user_features.plan", "--entity", "user_id=1", "--online", "--repo", built
     )
     assert code == 0 and online[0]["plan"] == rows[0]["plan"]  # type: ignore[index]
+    code, early = cli_json(
+        capsys,
+        "get",
+        "user_txn_daily.txn_count",
+        "--entity",
+        "user_id=1",
+        "--at",
+        "2025-01-01",
+        "--repo",
+        built,
+    )
+    assert code == 0 and early == [{"user_id": 1, "txn_count": None}]  # nothing was known then
+    code, late = cli_json(
+        capsys,
+        "get",
+        "user_txn_daily.txn_count",
+        "--entity",
+        "user_id=1",
+        "--at",
+        "2026-07-01T00:00",
+        "--repo",
+        built,
+    )
+    assert code == 0 and late[0]["txn_count"] is not None  # type: ignore[index]
     code, _, err = cli(capsys, "get", "user_features.nope", "--repo", built)
     assert code == 1 and "nope" in error_line(err)
     code, _, err = cli(capsys, "get", "user_features.plan", "--entity", "user_id", "--repo", built)

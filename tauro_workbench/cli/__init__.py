@@ -219,9 +219,10 @@ def _message(err: BaseException, args: argparse.Namespace) -> str:
     from tauro_workbench.apply import one_line
 
     if isinstance(err, FeatureGroupNotFoundError):
-        version = "" if err.version is None else f" version {err.version}"
         known = ", ".join(err.available) or "none"
-        return f"unknown feature group {err.group!r}{version}; registered: {known} (see 'tauro-wb list')"
+        if err.version is not None:
+            return f"unknown feature group {err.group!r} version {err.version}; registered versions: {known}"
+        return f"unknown feature group {err.group!r}; registered: {known} (see 'tauro-wb list')"
     if isinstance(err, RepositoryNotFoundError):
         return f"no feature repo at {err.path} (create one with 'tauro-wb init' or 'tauro-wb apply')"
     if isinstance(err, PipelineError):
