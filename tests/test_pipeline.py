@@ -407,3 +407,24 @@ def test_declared_inputs_in_yaml(wb: Workbench, tmp_path: Path) -> None:
     clash = write_yaml(tmp_path / "c.yaml", "inputs: [a]\nnodes:\n  - {name: a, type: sql, sql: SELECT 1}\n")
     with pytest.raises(SpecError, match="also a pipeline input"):
         load_pipeline(clash)
+
+
+def test_pipeline_names_fit_write_ids(wb: Workbench, tmp_path: Path) -> None:
+    file = write_yaml(
+        tmp_path / "p.yaml", "name: daily features!\nnodes:\n  - {name: a, type: sql, sql: SELECT 1}\n"
+    )
+    with pytest.raises(SpecError) as info:
+        load_pipeline(file)
+    assert (info.value.line, info.value.key) == (1, "name")
+    unnamed = write_yaml(tmp_path / "my pipeline.yaml", "nodes:\n  - {name: a, type: sql, sql: SELECT 1}\n")
+    assert load_pipeline(unnamed).name == "my_pipeline"
+    long_node = "w" * 120
+    spec = pipeline(
+        sql_node("rows", plan_rows()),
+        write_features_node(long_node, feature_group="user_plan", input_source="rows"),
+    )
+    run_pipeline(wb, spec)
+    run_pipeline(wb, spec)
+    assert write_count(wb) == 1
+    write_id = wb.history("user_plan")[0].details["write_id"]
+    assert len(write_id) <= 128 and write_id.startswith("daily:")

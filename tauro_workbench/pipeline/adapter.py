@@ -135,7 +135,10 @@ class FeatureStoreExecutorAdapter:
 
     def write_id(self, node: str, frame: pl.DataFrame) -> str:
         """Return the write id of ``node`` writing ``frame`` in this pipeline."""
-        return f"{self.pipeline}:{node}:{frame_digest(frame)}"
+        wid = f"{self.pipeline}:{node}:{frame_digest(frame)}"
+        if len(wid) > 128:  # the store's limit; long node names are hashed
+            wid = f"{self.pipeline}:{hashlib.sha256(node.encode()).hexdigest()[:24]}:{frame_digest(frame)}"
+        return wid
 
     # -- nodes ----------------------------------------------------------------------------
     def execute(self, node: Any, inputs: Sequence[Any]) -> NodeOutcome:

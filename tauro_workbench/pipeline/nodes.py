@@ -23,6 +23,7 @@ The node functions build them, with the names of the Tauro design::
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -181,6 +182,9 @@ _BY_TYPE: dict[str, type[AnyNode]] = {
 }
 
 
+PIPELINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
 class PipelineSpec(Spec):
     """A pipeline: a name and its nodes (any order; they run in dependency order).
 
@@ -196,6 +200,14 @@ class PipelineSpec(Spec):
     inputs: list[str] = Field(default_factory=list)
     nodes: list[Node] = Field(min_length=1)
     base_dir: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        # the name is part of every write id
+        if not PIPELINE_NAME.fullmatch(value):
+            raise ValueError("must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return value
 
     @model_validator(mode="after")
     def _graph(self) -> PipelineSpec:
@@ -302,11 +314,15 @@ def load_pipeline(path: str | os.PathLike[str]) -> PipelineSpec:
     if problem is not None:
         index, key, text = problem
         raise doc.error(text, ("nodes", index, key))
-    name = data.get("name", Path(doc.file).stem)
+    name = data.get("name", re.sub(r"[^A-Za-z0-9._-]", "_", Path(doc.file).stem)[:64] or "pipeline")
     description = data.get("description", "")
     for key, value in (("name", name), ("description", description)):
         if not isinstance(value, str):
             raise doc.error(f"must be text, got {value!r}", (key,))
+    if not PIPELINE_NAME.fullmatch(name):
+        raise doc.error(
+            "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", ("name",)
+        )
     return PipelineSpec(
         name=name, description=description, inputs=inputs, nodes=nodes, base_dir=str(doc.folder.resolve())
     )
