@@ -660,3 +660,29 @@ def test_repo_flag_wins_over_the_environment(
     assert code == 1 and f"no feature repo at {tmp_path / 'elsewhere'}" in error_line(err)
     monkeypatch.setenv("TAURO_FS_STORAGE_PATH", str(built))
     assert cli(capsys, "list")[0] == 0
+
+
+def test_drift_warnings_are_one_line_and_block_is_a_failure(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_sample_transforms", SAMPLE / "transforms.py")
+    assert spec is not None and spec.loader is not None
+    transforms = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(transforms)  # the sample pipeline's own step
+    daily = transforms.daily_transactions(pl.read_parquet(SILVER / "transactions.parquet"))
+    month = pl.col("day_end").dt.offset_by("-1d").dt.month()
+    may, june = tmp_path / "may.parquet", tmp_path / "june.parquet"
+    daily.filter(month == 5).write_parquet(may)
+    daily.filter(month == 6).write_parquet(june)
+    assert cli(capsys, "write", "user_txn_daily", may, "--repo", repo)[0] == 0
+    code, _, err = cli(capsys, "write", "user_txn_daily", june, "--repo", repo, "--on-drift", "block")
+    assert code == 1 and "drift" in error_line(err).lower() and "--on-drift warn" in err
+    code, out, err = cli(capsys, "write", "user_txn_daily", june, "--repo", repo)
+    assert code == 0 and "drift: drift" in out
+    assert [line for line in err.splitlines() if line.startswith("warning: ")]
+    code, out, _ = cli(capsys, "drift", "user_txn_daily", "--repo", repo)
+    assert code == 0 and out.startswith("user_txn_daily v1: drift") and "txn_amount_sum: drift" in out
+    code, out, _ = cli(capsys, "history", "user_txn_daily", "--repo", repo)
+    assert out.splitlines()[-1].endswith("drift: drift")
