@@ -16,6 +16,7 @@ fits, the error also subclasses it, so ``except KeyError`` or ``except ValueErro
     │   └── FeatureRegistryError                 a registration conflicts with the registry
     │       └── LineageCycleError (ValueError)   a lineage edge would close a cycle
     ├── OnlineStoreError                         the online store failed or is unreachable
+    │   └── OnlineSyncError                      a sync failed or left entities out (has .report)
     ├── ConfigurationError (ValueError)          an option is unknown or has a bad value
     │   └── StoragePathError                     storage_path is a file, or not writable
     ├── PointInTimeError (ValueError)            a point-in-time request is malformed
@@ -24,6 +25,10 @@ fits, the error also subclasses it, so ``except KeyError`` or ``except ValueErro
     ├── RepositoryNotFoundError (FileNotFoundError) a read-only open of a folder holding no repo
     ├── DriftDetectedError                       a write was blocked by the drift gate
     └── MissingExtraError (ImportError)          an optional dependency is not installed
+
+Warnings (shown in notebooks, never raised): ``FeatureStoreWarning (UserWarning)`` and its
+``DriftWarning``, ``OnlineNotSyncedWarning`` (a read of a group never synced online) and
+``CorruptOnlineValueWarning`` (an online value could not be decoded and read as null).
 
 Each error keeps the offending names or values in attributes (documented per class) and has a
 message that says what was wrong and how to fix it.
@@ -37,17 +42,22 @@ from typing import Any
 __all__ = [
     "CommitConflictError",
     "ConfigurationError",
+    "CorruptOnlineValueWarning",
     "DataSourceError",
     "DriftDetectedError",
+    "DriftWarning",
     "FeatureGroupNotFoundError",
     "FeatureMaterializationError",
     "FeatureNotFoundError",
     "FeatureRegistryError",
     "FeatureStoreException",
+    "FeatureStoreWarning",
     "LineageCycleError",
     "MetadataError",
     "MissingExtraError",
+    "OnlineNotSyncedWarning",
     "OnlineStoreError",
+    "OnlineSyncError",
     "PointInTimeError",
     "QueryTimeoutError",
     "RepositoryNotFoundError",
@@ -242,6 +252,22 @@ class OnlineStoreError(FeatureStoreException):
     """The online store failed or could not be reached (after retries)."""
 
 
+class OnlineSyncError(OnlineStoreError):
+    """An online sync failed, or finished with entities missing (e.g. Redis restarted midway).
+
+    The offline data is intact and the sync watermark did not move, so running
+    ``materialize_online(group)`` again completes it.
+
+    Attributes:
+        report: The :class:`~tauro_workbench.stores.online_serving.SyncReport` of the attempt
+            (``status`` ``"partial"`` or ``"failed"``, with its counts).
+    """
+
+    def __init__(self, message: str, *, report: Any = None, hint: str | None = None) -> None:
+        self.report = report
+        super().__init__(message, hint=hint)
+
+
 class ConfigurationError(FeatureStoreException, ValueError):
     """A configuration option is unknown or has an invalid value."""
 
@@ -317,6 +343,22 @@ class DriftDetectedError(FeatureStoreException):
     def __init__(self, message: str, *, report: Any = None) -> None:
         self.report = report
         super().__init__(message, hint='Inspect the report, or write with on_drift="warn".')
+
+
+class FeatureStoreWarning(UserWarning):
+    """Something a user should see in a notebook, though nothing failed (e.g. a read of nulls only)."""
+
+
+class OnlineNotSyncedWarning(FeatureStoreWarning):
+    """An online read of a group that was never synced online (so it reads as nulls)."""
+
+
+class CorruptOnlineValueWarning(FeatureStoreWarning):
+    """An online value could not be decoded; its entity read as null (the others did not fail)."""
+
+
+class DriftWarning(FeatureStoreWarning):
+    """A write was committed although its drift verdict is ``drift`` (``on_drift="warn"``)."""
 
 
 class MissingExtraError(FeatureStoreException, ImportError):

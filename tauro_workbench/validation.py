@@ -12,12 +12,17 @@ Type rules, per column:
   when nothing overflows float32, DECIMAL to a smaller DECIMAL), and so is a datetime whose
   values all fall on midnight for a DATE column (pandas turns dates into datetimes);
 - anything else (e.g. strings to numbers, floats to integers) is reported; cast it explicitly.
+
+Timestamps (event time, created time and TIMESTAMP features) must lie in
+[:data:`TIMESTAMP_MIN`, :data:`TIMESTAMP_MAX`], what every layer holds: nanosecond engines
+(pandas, Arrow ``timestamp[ns]``) stop at 1677-09-21 and 2262-04-11, Python and Spark at the
+years 1 and 9999, and the online codec's order prefix needs non-negative 18-digit times.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,9 +35,12 @@ from tauro_workbench.frames import FrameLike, to_lazyframe, to_utc, utc_datetime
 if TYPE_CHECKING:
     from tauro_workbench.schema import FeatureGroupSchema
 
-__all__ = ["FrameLike", "entity_key_dtype", "validate_frame"]
+__all__ = ["TIMESTAMP_MAX", "TIMESTAMP_MIN", "FrameLike", "entity_key_dtype", "validate_frame"]
 
 _SAMPLE = 5
+#: The earliest and latest timestamps accepted: the nanosecond range, to the microsecond.
+TIMESTAMP_MIN = datetime(1677, 9, 21, 0, 12, 43, 145225, tzinfo=UTC)
+TIMESTAMP_MAX = datetime(2262, 4, 11, 23, 47, 16, 854775, tzinfo=UTC)
 
 
 def entity_key_dtype(declared: TypeSpec | None, actual: pl.DataType) -> pl.DataType | None:
@@ -99,6 +107,7 @@ def validate_frame(
     narrowing = _narrowing_problems(schema, data, narrowed)
     problems += narrowing.values()
     problems += _value_problems(schema, data, typed)
+    problems += _time_range_problems(schema, data, typed)
     if problems:
         raise SchemaValidationError(problems, group=schema.name)
     data = data.with_columns(_narrow_expr(c, data.schema[c], t) for c, t in narrowed.items())
@@ -236,6 +245,37 @@ def _value_problems(schema: FeatureGroupSchema, data: pl.DataFrame, columns: set
                 f"feature {column!r} has {count} value(s) outside allowed_values {list(bound)!r}, e.g. {sample}"
             )
     return problems + broken
+
+
+def _time_range_problems(schema: FeatureGroupSchema, data: pl.DataFrame, columns: set[str]) -> list[str]:
+    """Report timestamps outside [TIMESTAMP_MIN, TIMESTAMP_MAX], before anything is written."""
+    timed = [
+        c
+        for c in schema.columns
+        if c in columns
+        and isinstance(data.schema[c], pl.Datetime)
+        and (c in schema.time_columns or schema.column_spec(c).base is DataType.TIMESTAMP)  # type: ignore[union-attr]
+    ]
+    if not timed:
+        return []
+    outside = {
+        c: (pl.col(c) < pl.lit(TIMESTAMP_MIN, dtype=data.schema[c]))
+        | (pl.col(c) > pl.lit(TIMESTAMP_MAX, dtype=data.schema[c]))
+        for c in timed
+    }
+    counts = data.select(e.sum().alias(c) for c, e in outside.items()).row(0, named=True)
+    problems = []
+    for column, count in counts.items():
+        if not count:
+            continue
+        # as text: Python's datetime cannot hold every such value (e.g. the year 10000)
+        sample = data.filter(outside[column]).get_column(column).head(_SAMPLE).cast(pl.String).to_list()
+        problems.append(
+            f"{_role(schema, column)} {column!r} has {count} value(s) outside the supported range "
+            f"[{TIMESTAMP_MIN.isoformat()}, {TIMESTAMP_MAX.isoformat()}], e.g. {sample}; "
+            "clip or drop them (nanosecond engines such as pandas cannot hold them)"
+        )
+    return problems
 
 
 def _counts(

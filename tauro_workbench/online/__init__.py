@@ -13,6 +13,7 @@ from tauro_workbench.config import FeatureStoreConfig, OnlineStoreConfig
 from tauro_workbench.exceptions import ConfigurationError
 from tauro_workbench.online.base import OnlineRow, OnlineStore, WriteResult
 from tauro_workbench.online.memory import InMemoryOnlineStore
+from tauro_workbench.online.redis_url import check_url
 
 if TYPE_CHECKING:
     from tauro_workbench.online.redis import RedisOnlineStore
@@ -36,7 +37,8 @@ def create_online_store(
     ``retry_backoff_ms``, ``retry_backoff_multiplier``) apply to Redis as well.
 
     Raises:
-        ConfigurationError: If ``type="redis"`` has no ``url``.
+        ConfigurationError: If ``type="redis"`` has no ``url``, or a malformed one (the
+            message shows it with the password hidden, and the expected form).
         MissingExtraError: If Redis is asked for and redis-py is not installed.
 
     Example:
@@ -60,6 +62,7 @@ def create_online_store(
             hint="Set online_store={'type': 'redis', 'url': 'redis://127.0.0.1:6379/0'} "
             "(or TAURO_FS_ONLINE_STORE__URL).",
         )
+    check_url(config.url)  # before importing redis-py: a bad URL is a configuration error
     from tauro_workbench.online.redis import RedisOnlineStore
 
     return RedisOnlineStore(

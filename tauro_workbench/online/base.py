@@ -6,7 +6,10 @@ An online store holds the latest row per entity per feature group (group and ver
   ``(event time, created time)``; on a tie the later write wins; groups without an event time
   keep the last write;
 - a row whose event time is older than ``now - ttl`` reads as null (and Redis expires it);
-- an entity never written reads as null.
+- an entity never written reads as null;
+- :meth:`OnlineStore.replace` (a full resync) makes the group hold exactly the given rows:
+  nothing of the previous state survives (not even newer rows), and readers see the previous
+  state or the new one, never an empty or half-loaded group.
 
 Writes take frames already validated against the group schema and keep the latest row per
 entity of the frame themselves, so a backend is correct on its own.
@@ -55,6 +58,12 @@ class OnlineStore(Protocol):
         """Upsert the latest row per entity of ``frame`` (validated against ``schema``)."""
         ...
 
+    def replace(
+        self, schema: FeatureGroupSchema, frame: pl.DataFrame, *, progress: bool = False
+    ) -> WriteResult:
+        """Replace the group's rows with the latest row per entity of ``frame``, atomically."""
+        ...
+
     def read(
         self, schema: FeatureGroupSchema, entities: Sequence[Sequence[Any]], features: Sequence[str]
     ) -> list[OnlineRow]:
@@ -77,6 +86,10 @@ class OnlineStore(Protocol):
 
     def delete_group(self, schema: FeatureGroupSchema) -> int:
         """Delete every row of the group (and its token); return how many rows were deleted."""
+        ...
+
+    def ping(self) -> None:
+        """Check that the store answers; raise :class:`OnlineStoreError` naming the error if not."""
         ...
 
     def health_check(self) -> bool:

@@ -72,6 +72,9 @@ ORDER_WIDTH = 2 * _DIGITS
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _F32 = struct.Struct("<f")
+#: Microseconds since the epoch of Python's ``datetime.min`` / ``datetime.max`` (UTC).
+_PY_MIN_US = -62_135_596_800_000_000
+_PY_MAX_US = 253_402_300_799_999_999
 
 Decoder = Callable[[Any], Any]
 
@@ -264,6 +267,14 @@ def _identity(value: Any) -> Any:
     return value
 
 
+_JSON_TYPES: dict[DataType, tuple[type, ...]] = {
+    DataType.INT: (int,),
+    DataType.BIGINT: (int,),
+    DataType.DOUBLE: (float, int),
+    DataType.STRING: (str,),
+    DataType.BOOLEAN: (bool,),
+}
+
 #: Flat types whose JSON values Polars reads directly, then casts to the feature type.
 _WIRE_COLUMN: dict[DataType, pl.DataType] = {
     DataType.INT: pl.Int32(),
@@ -297,6 +308,8 @@ class ValueCodec:
         self.decoders = {
             f.name: None if f.spec.base is DataType.DOUBLE else _decoder(f.spec) for f in schema.features
         }
+        # JSON types of the flat features passed through as they are (checked: corrupt values)
+        self._json_types = {f.name: _JSON_TYPES.get(f.spec.base) for f in schema.features}
 
     # -- encoding -------------------------------------------------------------------------
     def value_expr(self, frame: pl.DataFrame) -> pl.Expr:
@@ -347,12 +360,39 @@ class ValueCodec:
         return millis.clip(lower_bound=1).cast(pl.String)
 
     # -- decoding -------------------------------------------------------------------------
-    def decode_columns(self, raws: Sequence[bytes | None], features: Sequence[str]) -> list[pl.Series]:
+    def decode_columns(
+        self,
+        raws: Sequence[bytes | None],
+        features: Sequence[str],
+        *,
+        on_bad: Callable[[int, Exception], None] | None = None,
+    ) -> list[pl.Series]:
         """Decode many encoded values (None: no row) into one typed Series per feature.
 
         One ``json.loads`` for all rows; flat types are built from their JSON values and cast
         by Polars, so no Python object is made per value.
+
+        Args:
+            raws: Encoded values, None where an entity has no row.
+            features: Features to return, in order.
+            on_bad: Called with the position and the error of each value that cannot be
+                decoded (corrupt, or a time Python cannot hold); that entity then reads as null.
+                Without it such a value raises.
         """
+        try:
+            return self._decode_fast(raws, features, on_bad=on_bad)
+        except (ValueError, TypeError, OverflowError, IndexError, KeyError, pl.exceptions.PolarsError):
+            if on_bad is None:
+                raise
+        return self._decode_rows(raws, features, on_bad)
+
+    def _decode_fast(
+        self,
+        raws: Sequence[bytes | None],
+        features: Sequence[str],
+        *,
+        on_bad: Callable[[int, Exception], None] | None,
+    ) -> list[pl.Series]:
         body = b",".join(b"null" if raw is None else raw[ORDER_WIDTH:] for raw in raws)
         empty = [None] * len(self.positions)
         rows = [row if row is not None else empty for row in json.loads(b"[" + body + b"]")]
@@ -366,15 +406,71 @@ class ValueCodec:
             elif wire == dtype:
                 columns.append(pl.Series(name, values, dtype=dtype))
             else:
-                columns.append(pl.Series(name, values, dtype=wire).cast(dtype))
+                series = pl.Series(name, values, dtype=wire)
+                if wire == pl.Int64 and isinstance(dtype, pl.Datetime):
+                    outside = (series < _PY_MIN_US) | (series > _PY_MAX_US)
+                    if outside.any():
+                        if on_bad is None:
+                            raise OverflowError(f"{name}: timestamps past what Python's datetime holds")
+                        raise ValueError(name)  # the per-row path names each bad entity
+                columns.append(series.cast(dtype))
         return columns
 
+    def _decode_rows(
+        self, raws: Sequence[bytes | None], features: Sequence[str], on_bad: Callable[[int, Exception], None]
+    ) -> list[pl.Series]:
+        """Decode value by value; an undecodable value makes its whole entity null."""
+        rows: list[tuple[Any, ...] | None] = []
+        bad: set[int] = set()
+        for i, raw in enumerate(raws):
+            if raw is None:
+                rows.append(None)
+                continue
+            try:
+                rows.append(self.decode(raw, features))
+            except (ValueError, TypeError, OverflowError, IndexError, KeyError) as err:
+                on_bad(i, err)
+                bad.add(i)
+                rows.append(None)
+        for j, name in enumerate(features):  # values of the wrong JSON type for the feature
+            dtype = self._columns[name][2]
+            for i, row in enumerate(rows):
+                if row is None or row[j] is None:
+                    continue
+                try:
+                    pl.Series(name, [row[j]], dtype=dtype)
+                except (ValueError, TypeError, OverflowError, pl.exceptions.PolarsError) as err:
+                    on_bad(i, err)
+                    bad.add(i)
+                    rows[i] = None
+        empty = (None,) * len(features)
+        values = [empty if row is None else row for row in rows]
+        return [
+            pl.Series(name, [v[j] for v in values], dtype=self._columns[name][2])
+            for j, name in enumerate(features)
+        ]
+
     def decode(self, raw: bytes | str, features: Sequence[str]) -> tuple[Any, ...]:
-        """Return the values of ``features`` from one encoded value."""
+        """Return the values of ``features`` from one encoded value.
+
+        Raises:
+            ValueError: If the value is not what :meth:`value_expr` writes (corrupt).
+            OverflowError: If a time does not fit Python's ``datetime``.
+        """
         values = json.loads(raw[ORDER_WIDTH:])
+        if not isinstance(values, list) or len(values) != len(self.positions):
+            raise ValueError(f"expected a JSON array of {len(self.positions)} values, got {values!r:.80}")
         out = []
         for name in features:
             value = values[self.positions[name]]
             decoder = self.decoders[name]
-            out.append(value if decoder is None else decoder(value))
+            if decoder is not None:
+                value = decoder(value)
+            elif value is not None:
+                types = self._json_types[name]
+                if types is not None and type(value) not in types:
+                    raise TypeError(
+                        f"feature {name!r} holds {value!r:.40}, not a {self.schema.get_feature(name).spec} value"
+                    )
+            out.append(value)
         return tuple(out)

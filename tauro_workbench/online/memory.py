@@ -46,6 +46,33 @@ class InMemoryOnlineStore:
         self, schema: FeatureGroupSchema, frame: pl.DataFrame, *, progress: bool = False
     ) -> WriteResult:
         """Upsert the latest row per entity of ``frame``; older rows never replace newer ones."""
+        entries = self._entries(schema, frame)
+        group = (schema.name, schema.version)
+        applied = 0
+        with self._lock:
+            table = self._groups.setdefault(group, {})
+            self._positions.setdefault(group, {n: i for i, n in enumerate(schema.feature_names)})
+            for key, entry in entries:
+                current = table.get(key)
+                if current is None or current[0] <= entry[0]:
+                    table[key] = entry
+                    applied += 1
+        return WriteResult(entities=len(entries), applied=applied)
+
+    def replace(
+        self, schema: FeatureGroupSchema, frame: pl.DataFrame, *, progress: bool = False
+    ) -> WriteResult:
+        """Make the group hold exactly the latest row per entity of ``frame`` (one atomic swap)."""
+        entries = self._entries(schema, frame)
+        table = dict(entries)
+        group = (schema.name, schema.version)
+        with self._lock:
+            self._groups[group] = table
+            self._positions[group] = {n: i for i, n in enumerate(schema.feature_names)}
+        return WriteResult(entities=len(entries), applied=len(entries))
+
+    @staticmethod
+    def _entries(schema: FeatureGroupSchema, frame: pl.DataFrame) -> list[tuple[str, _Entry]]:
         latest = latest_per_entity(schema, frame)
         features = schema.feature_names
         event = (
@@ -60,17 +87,10 @@ class InMemoryOnlineStore:
         orders = prepared.get_column("__order").to_list()
         events = prepared.get_column("__event").to_list()
         values = latest.select(features).rows() if features else [()] * latest.height
-        group = (schema.name, schema.version)
-        applied = 0
-        with self._lock:
-            table = self._groups.setdefault(group, {})
-            self._positions.setdefault(group, {n: i for i, n in enumerate(features)})
-            for key, order, event_us, row in zip(keys, orders, events, values, strict=True):
-                current = table.get(key)
-                if current is None or current[0] <= order:
-                    table[key] = (order, event_us, row)
-                    applied += 1
-        return WriteResult(entities=len(keys), applied=applied)
+        return [
+            (key, (order, event_us, row))
+            for key, order, event_us, row in zip(keys, orders, events, values, strict=True)
+        ]
 
     def read(
         self, schema: FeatureGroupSchema, entities: Sequence[Sequence[Any]], features: Sequence[str]
@@ -130,6 +150,9 @@ class InMemoryOnlineStore:
             self._tokens.pop(group, None)
             self._positions.pop(group, None)
             return len(self._groups.pop(group, {}))
+
+    def ping(self) -> None:
+        """Return: the store lives in this process, so it always answers."""
 
     def health_check(self) -> bool:
         """Always True: the store lives in this process."""

@@ -129,7 +129,14 @@ class BaseFeatureStore(ABC):
 
     def health_check(self) -> HealthReport:
         """Check that the store's parts answer; the report is truthy when all do."""
-        return HealthReport(checks={"registry": self.metadata.health_check()})
+        checks = {"registry": self.metadata.health_check()}
+        details: dict[str, str] = {}
+        self._check_online(checks, details)
+        return HealthReport(checks=checks, details=details)
+
+    def _check_online(self, checks: dict[str, bool], details: dict[str, str]) -> None:
+        """Add an ``online`` check (and its error to ``details``); stores with no online part add none."""
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(storage_path={self.config.storage_path!r}, mode={self.config.mode.value!r})"

@@ -6,6 +6,8 @@ time, then the greatest created time, then the greatest ``_tauro_seq`` (written 
 ttl then nulls a winner older than ``t - ttl`` (``t`` = the point in time, or now): since the
 winner is the newest candidate, this equals filtering the candidates to the closed window first.
 
+:func:`latest_rows` applies the same rule to rows in memory (the online sync).
+
 Requested entities: one output row per requested entity, in request order (duplicates kept),
 nulls where a group has no value (Feast-like). No entities: every entity that has a live value
 in at least one group (a full outer join on the shared keys), sorted by the keys.
@@ -24,7 +26,7 @@ from tauro_workbench.frames import to_utc
 from tauro_workbench.schema import FeatureGroupSchema
 from tauro_workbench.stores.offline_table import DATE_COLUMN, SEQ_COLUMN
 
-__all__ = ["GroupRead", "apply_ttl", "join_latest", "latest_values", "window_filter"]
+__all__ = ["GroupRead", "apply_ttl", "join_latest", "latest_rows", "latest_values", "window_filter"]
 
 
 def _seen(group: str) -> str:
@@ -68,6 +70,23 @@ def _latest(read: GroupRead, ids: pl.DataFrame | None, when: datetime | None) ->
             ]
         )
     )
+
+
+def latest_rows(schema: FeatureGroupSchema, frame: pl.DataFrame) -> pl.DataFrame:
+    """Return the latest offline row per entity, the point-in-time rule of ``get_features``.
+
+    Greatest event time, then created time (nulls first), then ``_tauro_seq`` (written later);
+    the ``_tauro_seq`` column is dropped. Without ``_tauro_seq`` (files committed by another
+    engine) the frame order breaks the last ties.
+
+    Example:
+        >>> latest_rows(user_features, offline_rows)  # doctest: +SKIP
+    """
+    order = [*schema.time_columns, *([SEQ_COLUMN] if SEQ_COLUMN in frame.columns else [])]
+    if order:
+        frame = frame.sort(order, nulls_last=False, maintain_order=True)
+    latest = frame.unique(subset=schema.entity_keys, keep="last", maintain_order=False)
+    return latest.drop(SEQ_COLUMN, strict=False)
 
 
 def latest_values(

@@ -739,7 +739,7 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
         return delete_group(self, name, version)
 
     def health_check(self) -> HealthReport:
-        """Check the registry and that the offline folder is writable."""
+        """Check the registry, that the offline folder is writable and the online store (if used)."""
         checks = {"registry": self.metadata.health_check()}
         details: dict[str, str] = {}
         root = self.config.offline_path
@@ -752,4 +752,5 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
         except OSError as err:
             checks["offline_storage"] = False
             details["offline_storage"] = f"{root} is not writable: {err}"
+        self._check_online(checks, details)  # a dead Redis makes the report unhealthy
         return HealthReport(checks=checks, details=details)

@@ -12,8 +12,16 @@ Bookkeeping, so a failed sync can always be completed by running it again:
   the status and last error) and only advances it after a complete sync;
 - the token is also written to the online store. When the two differ (Redis was flushed, or
   restarted without persistence, or the process holding an in-memory store restarted), the
-  online copy is incomplete and the next incremental sync is a full one. A sync that sees its
-  token vanish midway fails with :class:`~tauro_workbench.exceptions.OnlineStoreError`.
+  online copy is incomplete and the next incremental sync is a full one. A sync (explicit or
+  on write) that sees its token vanish midway raises
+  :class:`~tauro_workbench.exceptions.OnlineSyncError` with a ``"partial"`` report counting
+  the entities missing online; a store failure gives a ``"failed"`` one.
+
+Online equals the offline latest row per entity (event time, created time, ``_tauro_seq``):
+an incremental sync is exact because an older row never replaces a newer one; a full resync
+(first sync, ``full=True``, a lost copy, or an overwrite/backfill/created-time merge since the
+last sync, which may have removed rows online still holds) *replaces* the group's online state
+through the store's generation switch, so readers never see it empty.
 
 Re-running is safe: rows are keyed by entity and an older row never replaces a newer one, so
 a re-sent row is neither duplicated nor a regression.
@@ -24,10 +32,11 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 from loguru import logger
@@ -35,7 +44,9 @@ from loguru import logger
 from tauro_workbench.exceptions import (
     ConfigurationError,
     FeatureNotFoundError,
+    OnlineNotSyncedWarning,
     OnlineStoreError,
+    OnlineSyncError,
     PointInTimeError,
 )
 from tauro_workbench.monitoring.events import SyncFailed
@@ -43,6 +54,7 @@ from tauro_workbench.online import OnlineStore, WriteResult, create_online_store
 from tauro_workbench.registry import WriteRecord
 from tauro_workbench.retrieval import plan_read
 from tauro_workbench.schema import FeatureGroupSchema
+from tauro_workbench.stores.latest_values import latest_rows
 from tauro_workbench.stores.offline_table import SEQ_COLUMN
 
 if TYPE_CHECKING:
@@ -67,9 +79,16 @@ class SyncReport:
         rows: Offline rows read.
         entities: Distinct entities sent (the latest row of each).
         applied: Entities updated online (the others already held a newer row).
-        full: True when the whole table was synced (first sync, or the online copy was lost).
+        full: True when the group's online state was replaced by the whole table (first
+            sync, ``full=True``, the online copy was lost, or an overwrite/backfill since).
         watermark: Highest ``_tauro_seq`` synced (None for a ranged sync).
         seconds: Wall time.
+        status: ``"ok"``; ``"partial"`` when entities sent are missing online afterwards (the
+            online store was reset midway); ``"failed"`` when the store failed. A partial or
+            failed sync is raised as :class:`~tauro_workbench.exceptions.OnlineSyncError`
+            carrying this report; running the sync again completes it.
+        missing: Entities sent but not found online afterwards (None when unknown).
+        error: What went wrong, for a partial or failed sync.
     """
 
     group: str
@@ -80,6 +99,9 @@ class SyncReport:
     full: bool
     watermark: int | None
     seconds: float
+    status: Literal["ok", "partial", "failed"] = "ok"
+    missing: int | None = 0
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +114,23 @@ class _ReadPlan:
 
 def _is_many(value: Any) -> bool:
     return isinstance(value, list | tuple | range | pl.Series)
+
+
+def _rewrites(schema: FeatureGroupSchema, mode: str) -> bool:
+    """True when a write of ``mode`` can remove the row online holds for an entity.
+
+    An overwrite or a backfill deletes rows; a merge replaces the row of an (entity, event
+    time), which online may hold with a greater created time than its replacement.
+    """
+    return mode in ("overwrite", "backfill") or (mode == "merge" and schema.created_timestamp_key is not None)
+
+
+def _write_status(report: SyncReport, error: str | None) -> dict[str, Any]:
+    """The ``online`` entry of a write record synced on write."""
+    status: dict[str, Any] = {"status": report.status, "entities": report.entities, "applied": report.applied}
+    if report.status != "ok":
+        status.update(missing=report.missing, error=error)
+    return status
 
 
 class OnlineServingMixin:
@@ -158,10 +197,14 @@ class OnlineServingMixin:
             if len(plan.groups) == 1:
                 schema, features, names = plan.groups[0]
                 row = store.read(schema, [tuple(self._key_values(schema, entity_keys))], features)[0]
+                if row is None:
+                    self._warn_if_never_synced(schema)
                 return dict(zip(names, row if row is not None else (None,) * len(names), strict=True))
             found: dict[str, Any] = {}
             for schema, features, names in plan.groups:
                 row = store.read(schema, [tuple(self._key_values(schema, entity_keys))], features)[0]
+                if row is None:
+                    self._warn_if_never_synced(schema)
                 found.update(zip(names, row if row is not None else (None,) * len(names), strict=True))
             return {name: found[name] for name in plan.order}
 
@@ -176,9 +219,50 @@ class OnlineServingMixin:
         columns: dict[str, pl.Series] = {k: pl.Series(k, v) for k, v in keys.items()}
         for schema, features, names in plan.groups:
             entities = list(zip(*self._key_values(schema, keys), strict=True))
-            for name, series in zip(names, store.read_columns(schema, entities, features), strict=True):
+            read = store.read_columns(schema, entities, features)
+            if all(series.null_count() == series.len() for series in read):
+                self._warn_if_never_synced(schema)
+            for name, series in zip(names, read, strict=True):
                 columns[name] = series.alias(name)
         return pl.DataFrame([columns[name] for name in [*keys, *plan.order]])
+
+    def _warn_if_never_synced(self, schema: FeatureGroupSchema) -> None:
+        """Warn (once per group version and process) when a read of nulls only hit a group
+        that was never synced online; checked only on such reads, off the fast path."""
+        seen: set[tuple[str, int]] = self.__dict__.setdefault("_online_synced", set())
+        key = (schema.name, schema.version)
+        if key in seen:
+            return
+        if self.online.get_sync_token(schema) is not None:
+            seen.add(key)
+            return
+        seen.add(key)  # warn once
+        name = schema.name
+        synced_before = self.metadata.find_document(SYNC_DOCUMENT, name) is not None
+        what = (
+            "was synced, but its online copy is gone (a Redis flush or restart?)"
+            if synced_before
+            else "was never synced to the online store"
+        )
+        warnings.warn(
+            f"Feature group {name!r} v{schema.version} {what}, so its online features read as null. "
+            f"Run promote({name!r}, to='online') or materialize_online({name!r}).",
+            OnlineNotSyncedWarning,
+            stacklevel=3,
+        )
+
+    def _check_online(self, checks: dict[str, bool], details: dict[str, str]) -> None:
+        """Add the ``online`` check of :meth:`health_check` when an online store is in use."""
+        if self._online_store is None and not (self.config.enable_online_store or self.config.sync_to_online):
+            return
+        try:
+            store = self.online
+            store.ping()
+        except (OnlineStoreError, ConfigurationError) as err:
+            checks["online"] = False
+            details["online"] = f"online store ({self.config.online_store.type}): {err}"
+            return
+        checks["online"] = True
 
     def _online_plan(self, feature_names: Sequence[str] | str, full_feature_names: bool) -> _ReadPlan:
         """Resolve names once per registry state: reads sit on a request path."""
@@ -214,22 +298,59 @@ class OnlineServingMixin:
 
     # -- sync --------------------------------------------------------------------------------
     def _sync_after_write(self, schema: FeatureGroupSchema, data: pl.DataFrame, record: WriteRecord) -> None:
-        """Push the latest row per entity of ``data`` online when ``sync_to_online`` is set.
+        """Bring the online copy up to date with a write when ``sync_to_online`` is set.
+
+        Appends (and merges of groups without a created time) push the latest row per entity
+        of ``data``: that is exact under "an older row never replaces a newer one". Overwrites,
+        backfills and other merges can remove the newest row of an entity, so they run a full
+        resync (:meth:`materialize_online` with ``full=True``), which replaces the group.
 
         Raises:
-            OnlineStoreError: After retries; the offline write is kept and recorded as not
-                synced (``materialize_online`` completes it).
+            OnlineSyncError: If the online store failed or was reset during the sync; the
+                offline write is kept and its record says ``"failed"`` or ``"partial"`` with
+                counts (``materialize_online`` completes it).
         """
         if not self.config.sync_to_online:
             return
+        if _rewrites(schema, record.mode):
+            try:
+                report = self.materialize_online(schema.name, version=schema.version, full=True)
+            except OnlineSyncError as err:
+                self.metadata.update_write(record.id, {"online": _write_status(err.report, str(err))})
+                raise
+            self.metadata.update_write(record.id, {"online": {**_write_status(report, None), "full": True}})
+            return
+        if record.mode == "merge" and schema.timestamp_key is not None:
+            # the rows the merge kept: the last one per (entity, event time)
+            keys = [*schema.entity_keys, schema.timestamp_key]
+            data = data.unique(subset=keys, keep="last", maintain_order=True)
+        store = self.online
+
+        def token() -> str:
+            current = store.get_sync_token(schema)
+            if current is None:
+                # Never synced, or the online copy was lost: mark it so that a reset during this
+                # push shows; the registry's token no longer matches, so the next
+                # materialize_online resyncs the whole group.
+                current = uuid.uuid4().hex
+                store.set_sync_token(schema, current)
+            return current
+
         try:
-            result = self._push(schema, data)
-        except OnlineStoreError as err:
-            self.metadata.update_write(record.id, {"online": {"status": "failed", "error": str(err)}})
+            report = self._sync(
+                schema,
+                data,
+                token=token,
+                replace=False,
+                rows=data.height,
+                full=False,
+                watermark=None,
+                started=time.perf_counter(),
+            )
+        except OnlineSyncError as err:
+            self.metadata.update_write(record.id, {"online": _write_status(err.report, str(err))})
             raise
-        self.metadata.update_write(
-            record.id, {"online": {"status": "ok", "entities": result.entities, "applied": result.applied}}
-        )
+        self.metadata.update_write(record.id, {"online": _write_status(report, None)})
         self._advance_watermark(schema, record)
 
     def _advance_watermark(self, schema: FeatureGroupSchema, record: WriteRecord) -> None:
@@ -258,15 +379,13 @@ class OnlineServingMixin:
             {**previous, "seq": seq, "updated_at": datetime.now(UTC).isoformat()},
         )
 
-    def _push(self, schema: FeatureGroupSchema, frame: pl.DataFrame) -> WriteResult:
+    def _push(self, schema: FeatureGroupSchema, frame: pl.DataFrame, *, replace: bool = False) -> WriteResult:
         started = time.perf_counter()
-        try:
-            result = self.online.write(schema, frame, progress=frame.height > 100_000)
-        except OnlineStoreError as err:
-            self.events.publish(SyncFailed(group=schema.name, error=str(err), rows_synced=0))
-            raise
+        push = self.online.replace if replace else self.online.write
+        result = push(schema, frame, progress=frame.height > 100_000)
         logger.info(
-            "online sync of {} v{}: {} entities ({} updated) in {:.3f}s",
+            "online {} of {} v{}: {} entities ({} updated) in {:.3f}s",
+            "replace" if replace else "sync",
             schema.name,
             schema.version,
             result.entities,
@@ -274,6 +393,100 @@ class OnlineServingMixin:
             time.perf_counter() - started,
         )
         return result
+
+    def _sync(
+        self,
+        schema: FeatureGroupSchema,
+        frame: pl.DataFrame,
+        *,
+        token: Callable[[], str],
+        replace: bool,
+        rows: int,
+        full: bool,
+        watermark: int | None,
+        started: float,
+    ) -> SyncReport:
+        """Push ``frame`` and check the group's token survived; raise a partial/failed report.
+
+        ``token`` runs first (it reads or sets the token the push must leave in place).
+
+        Raises:
+            OnlineSyncError: Status ``"failed"`` if the store failed, ``"partial"`` if the
+                token vanished during the push (a reset), with the entities found missing.
+        """
+        name = schema.name
+
+        def report(
+            status: Any, entities: int, applied: int, missing: int | None, error: str | None
+        ) -> SyncReport:
+            return SyncReport(
+                group=name,
+                version=schema.version,
+                rows=rows,
+                entities=entities,
+                applied=applied,
+                full=full,
+                watermark=watermark,
+                seconds=time.perf_counter() - started,
+                status=status,
+                missing=missing,
+                error=error,
+            )
+
+        store = self.online
+        try:
+            expected = token()
+            result = self._push(schema, frame, replace=replace)
+            reset = store.get_sync_token(schema) != expected
+        except OnlineStoreError as err:
+            entities = frame.select(schema.entity_keys).n_unique() if frame.height else 0
+            failed = report("failed", entities, 0, None, str(err))
+            self.events.publish(SyncFailed(group=name, error=str(err), rows_synced=0))
+            raise OnlineSyncError(
+                f"Online sync of {name!r} v{schema.version} failed: {err.message}",
+                report=failed,
+                hint=err.hint or f"Run materialize_online({name!r}) again to complete it.",
+            ) from err
+        if not reset:
+            return report("ok", result.entities, result.applied, 0, None)
+        missing = self._count_missing(schema, frame)
+        shown = "an unknown number" if missing is None else str(missing)
+        error = (
+            f"The online copy of {name!r} was reset during the sync (a Redis flush or a restart "
+            f"without persistence): {shown} of the {result.entities} entities sent are missing online."
+        )
+        partial = report("partial", result.entities, result.applied, missing, error)
+        synced = result.entities - (missing if missing is not None else result.entities)
+        self.events.publish(SyncFailed(group=name, error=error, rows_synced=synced))
+        logger.warning(error)
+        raise OnlineSyncError(
+            error,
+            report=partial,
+            hint=f"Run materialize_online({name!r}) again: it resyncs the whole group.",
+        )
+
+    def _count_missing(self, schema: FeatureGroupSchema, frame: pl.DataFrame) -> int | None:
+        """Count the entities of ``frame`` that read as missing online (None: cannot tell)."""
+        entities = frame.select(schema.entity_keys).unique().rows()
+        missing = 0
+        try:
+            for start in range(0, len(entities), 10_000):
+                chunk = entities[start : start + 10_000]
+                missing += sum(row is None for row in self.online.read(schema, chunk, []))
+        except OnlineStoreError:
+            return None
+        return missing
+
+    def _rewritten_since(self, schema: FeatureGroupSchema, previous: Mapping[str, Any]) -> bool:
+        """True when a write after the last sync may have removed a value online still holds."""
+        since = previous.get("write_id")
+        if since is None:
+            return False
+        writes = self.metadata.list_writes(schema.name, schema.version, limit=1000)
+        newer = [w for w in writes if w.id > since]
+        if len(newer) == len(writes) == 1000:
+            return True  # more writes than looked at: assume the worst
+        return any(_rewrites(schema, w.mode) for w in newer)
 
     def materialize_online(
         self,
@@ -287,13 +500,18 @@ class OnlineServingMixin:
         """Sync a group from the offline store to the online store.
 
         Without ``start``/``end`` the sync is incremental: rows written since the last complete
-        sync (by ``_tauro_seq``), or the whole table on the first run, with ``full=True``, or
-        when the online copy was lost. With ``start``/``end`` only rows whose event time falls
-        in the range are pushed and the watermark does not move.
+        sync (by ``_tauro_seq``). It is a full resync - the group's online state is *replaced*
+        by the latest row per entity of the whole table, so values no longer offline vanish -
+        on the first run, with ``full=True``, when the online copy was lost, and after an
+        overwrite, a backfill or a merge that may have replaced a newer row. Either way online
+        equals the offline latest row per entity (greatest event time, then created time,
+        then ``_tauro_seq``). With ``start``/``end`` only rows whose event time falls in the
+        range are pushed and the watermark does not move.
 
         Raises:
-            OnlineStoreError: If the online store fails (after retries) or is reset during the
-                sync; the watermark is kept, so running the sync again completes it.
+            OnlineSyncError: If the online store fails (after retries) or is reset during the
+                sync (``err.report`` says ``"failed"``/``"partial"`` with counts); the
+                watermark is kept, so running the sync again completes it.
 
         Example:
             >>> store.materialize_online("user_features")  # doctest: +SKIP
@@ -319,19 +537,19 @@ class OnlineServingMixin:
 
         previous = self.metadata.find_document(SYNC_DOCUMENT, feature_group) or {}
         online_token = store.get_sync_token(schema)
-        resume = (
-            not full
-            and previous.get("version") == schema.version
-            and previous.get("seq") is not None
-            and online_token is not None
-            and previous.get("token") == online_token
-        )
-        if not resume and previous.get("version") == schema.version and previous.get("seq") is not None:
+        same = previous.get("version") == schema.version and previous.get("seq") is not None
+        lost = online_token is None or previous.get("token") != online_token
+        rewritten = same and not full and not lost and self._rewritten_since(schema, previous)
+        resume = not full and same and not lost and not rewritten
+        if same and not full and not resume:
             logger.warning(
-                "online copy of {} v{} is missing or was reset: running a full sync",
+                "online copy of {} v{} {}: running a full resync",
                 feature_group,
                 schema.version,
+                "may hold values an overwrite/backfill removed" if rewritten else "is missing or was reset",
             )
+        last = self.metadata.list_writes(feature_group, schema.version, limit=1)
+        write_id = last[-1].id if last else None  # writes after this one are checked next time
         try:
             lazy = self.scan_group(  # type: ignore[attr-defined]
                 feature_group, version=schema.version, columns=[*schema.columns, SEQ_COLUMN]
@@ -353,7 +571,7 @@ class OnlineServingMixin:
         token = online_token if resume and online_token is not None else uuid.uuid4().hex
 
         def record(status: str, **fields: Any) -> None:
-            base = previous if status == "failed" else {}
+            base = previous if status != "ok" else {}
             self.metadata.put_document(
                 SYNC_DOCUMENT,
                 feature_group,
@@ -367,33 +585,34 @@ class OnlineServingMixin:
                 },
             )
 
-        try:
+        def mark() -> str:
             if not resume:
                 store.set_sync_token(schema, token)
-            result = self._push(schema, frame.drop(SEQ_COLUMN, strict=False))
-            if store.get_sync_token(schema) != token:
-                error = OnlineStoreError(
-                    f"The online copy of {feature_group!r} was reset during the sync "
-                    "(a Redis flush or a restart without persistence).",
-                    hint=f"Run materialize_online({feature_group!r}) again: it will resync the whole group.",
-                )
-                self.events.publish(
-                    SyncFailed(group=feature_group, error=str(error), rows_synced=result.entities)
-                )
-                raise error
-        except OnlineStoreError as err:
-            record("failed", error=str(err))
+            return token
+
+        try:
+            report = self._sync(
+                schema,
+                latest_rows(schema, frame),
+                token=mark,
+                replace=not resume,
+                rows=frame.height,
+                full=not resume,
+                watermark=None if high is None else int(high),
+                started=started,
+            )
+        except OnlineSyncError as err:
+            failed = err.report
+            record(failed.status, error=str(err), entities=failed.entities, missing=failed.missing)
             raise
-        record("ok", seq=high, token=token, rows=frame.height, entities=result.entities, error=None)
-        report = SyncReport(
-            feature_group,
-            schema.version,
-            frame.height,
-            result.entities,
-            result.applied,
-            not resume,
-            None if high is None else int(high),
-            time.perf_counter() - started,
+        record(
+            "ok",
+            seq=high,
+            token=token,
+            write_id=write_id,
+            rows=frame.height,
+            entities=report.entities,
+            error=None,
         )
         logger.info("materialize_online {}: {}", feature_group, report)
         return report

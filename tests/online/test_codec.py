@@ -18,6 +18,7 @@ from tauro_workbench.exceptions import SchemaValidationError
 from tauro_workbench.online.codec import ORDER_WIDTH, ValueCodec, encode_entity, entity_key_expr
 from tauro_workbench.online.memory import InMemoryOnlineStore
 from tauro_workbench.schema import FeatureGroupSchema, FeatureSchema
+from tauro_workbench.validation import TIMESTAMP_MAX, TIMESTAMP_MIN
 
 KEY_VALUES = st.one_of(
     st.integers(-(2**63), 2**63 - 1),
@@ -70,7 +71,12 @@ TYPES: dict[str, st.SearchStrategy[Any]] = {
     "STRING": st.text(max_size=10),
     "BOOLEAN": st.booleans(),
     "DATE": st.dates(),
-    "TIMESTAMP": st.datetimes(min_value=datetime(1, 1, 2), timezones=st.just(UTC)),
+    # the range validation accepts (tests/online/test_timestamp_range.py covers the rest)
+    "TIMESTAMP": st.datetimes(
+        min_value=TIMESTAMP_MIN.replace(tzinfo=None),
+        max_value=TIMESTAMP_MAX.replace(tzinfo=None),
+        timezones=st.just(UTC),
+    ),
     "ARRAY<DOUBLE>": st.lists(st.floats(allow_nan=True) | st.none(), max_size=3),
     "ARRAY<DATE>": st.lists(st.dates(), max_size=3),
     "MAP<STRING,DECIMAL(5,2)>": st.lists(

@@ -14,6 +14,7 @@ from tauro_workbench.exceptions import (
     ConfigurationError,
     FeatureNotFoundError,
     OnlineStoreError,
+    OnlineSyncError,
     PointInTimeError,
 )
 from tauro_workbench.monitoring.events import Promoted, SyncFailed
@@ -224,11 +225,14 @@ def test_a_restart_mid_sync_fails_and_the_rerun_completes(
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Connection, "read_response", read_response)
-    with pytest.raises(OnlineStoreError, match="reset during the sync"):
+    with pytest.raises(OnlineSyncError, match="reset during the sync") as raised:
         store.materialize_online("user")
     monkeypatch.undo()
+    partial = raised.value.report
+    assert partial.status == "partial" and partial.entities == 30 and 0 < partial.missing <= 30
     document = store.metadata.find_document(SYNC_DOCUMENT, "user")
-    assert document is not None and document["status"] == "failed" and document["seq"] is not None
+    assert document is not None and document["status"] == "partial" and document["seq"] is not None
+    assert document["missing"] == partial.missing
     report = store.materialize_online("user")
     assert report.full and report.rows == 60 and report.entities == 30
     ages = store.get_online_features(["age"], {"user_id": list(range(30))}).get_column("age").to_list()  # type: ignore[union-attr]
