@@ -37,7 +37,7 @@ def _():
         FeatureGroupSchema,
         FeatureSchema,
         FeatureType,
-        MaterializedFeatureStore,
+        Workbench,
     )
     from tauro_workbench.exceptions import DriftDetectedError
     from tauro_workbench.monitoring import GroupProfile, drift_history
@@ -51,8 +51,8 @@ def _():
         FeatureSchema,
         FeatureType,
         GroupProfile,
-        MaterializedFeatureStore,
         UTC,
+        Workbench,
         charts,
         datetime,
         demo_repo,
@@ -64,8 +64,8 @@ def _():
 
 
 @app.cell
-def _(DataType, FeatureGroupSchema, FeatureSchema, FeatureType, MaterializedFeatureStore, demo_repo):
-    store = MaterializedFeatureStore(storage_path=demo_repo("feature_repo_drift"))
+def _(DataType, FeatureGroupSchema, FeatureSchema, FeatureType, Workbench, demo_repo):
+    wb = Workbench(demo_repo("feature_repo_drift"))
     card_transactions = FeatureGroupSchema(
         name="card_transactions",
         entity_keys=["transaction_id"],
@@ -78,8 +78,8 @@ def _(DataType, FeatureGroupSchema, FeatureSchema, FeatureType, MaterializedFeat
             FeatureSchema("currency", DataType.STRING, FeatureType.CATEGORICAL),
         ],
     )
-    store.register_features(card_transactions)
-    return card_transactions, store
+    wb.register(card_transactions)
+    return card_transactions, wb
 
 
 @app.cell(hide_code=True)
@@ -94,7 +94,7 @@ def _(mo):
 
 
 @app.cell
-def _(card_transactions, mo, pl, sample_data_path, store):
+def _(card_transactions, mo, pl, sample_data_path, wb):
     alerts = []
 
     def _alert(event):
@@ -103,7 +103,7 @@ def _(card_transactions, mo, pl, sample_data_path, store):
             f"[alert] {event.group}: {event.severity} in {', '.join(event.features)} (max PSI {event.max_psi:.3f})"
         )
 
-    _subscription = store.events.subscribe(_alert, kinds=["drift_detected"])
+    _subscription = wb.events.subscribe(_alert, kinds=["drift_detected"])
     transactions = (
         pl.read_parquet(sample_data_path(mo.notebook_dir()) / "transactions.parquet")
         .unique("transaction_id", keep="first", maintain_order=True)
@@ -111,7 +111,7 @@ def _(card_transactions, mo, pl, sample_data_path, store):
     )
     writes = []
     for _month, _part in transactions.group_by("month", maintain_order=True):
-        _record = store.write_features(card_transactions.name, _part.select(card_transactions.columns))
+        _record = wb.write(card_transactions.name, _part.select(card_transactions.columns))
         writes.append((_month[0], _record))
         print(f"[write] {_month[0]}: {_record.rows:,} rows -> table version {_record.table_version}")
     _subscription.cancel()
@@ -130,8 +130,8 @@ def _(mo):
 
 
 @app.cell
-def _(GroupProfile, card_transactions, pl, store):
-    _records = store.metadata.list_writes(card_transactions.name)
+def _(GroupProfile, card_transactions, pl, wb):
+    _records = wb.history(card_transactions.name)
     profiles = [GroupProfile.from_dict(r.details["profile"]) for r in _records]
     amount_by_month = pl.DataFrame(
         [
@@ -173,9 +173,9 @@ def _(mo):
 
 
 @app.cell
-def _(alerts, card_transactions, drift_history, pl, store):
-    history = drift_history(store.metadata, card_transactions.name)
-    verdicts = [r.verdict for r in store.monitor.reports(card_transactions.name)]
+def _(alerts, card_transactions, drift_history, pl, wb):
+    history = drift_history(wb.metadata, card_transactions.name)
+    verdicts = [r.details["drift"]["verdict"] for r in wb.history(card_transactions.name)]
     assert verdicts == ["no_reference", "ok", "ok", "ok", "ok", "drift"], verdicts
     assert len(alerts) == 1
     print(f"[drift] verdict per month: {verdicts}")
@@ -194,6 +194,13 @@ def _(card_transactions, charts, history):
     return
 
 
+@app.cell
+def _(card_transactions, charts, history):
+    # one feature over time: PSI (with its thresholds) and KS in their own panels and colours
+    charts.feature_over_time(history, card_transactions.name, "amount")
+    return
+
+
 @app.cell(hide_code=True)
 def _(mo):
     mo.md(r"""
@@ -207,8 +214,8 @@ def _(mo):
 
 
 @app.cell
-def _(card_transactions, store):
-    june = store.monitor.reports(card_transactions.name)[-1]
+def _(card_transactions, wb):
+    june = wb.drift(card_transactions.name)
     print(f"[june] {june.verdict} against {june.reference}: drifted {june.drifted}, warned {june.warned}")
     june
     return (june,)
@@ -244,14 +251,15 @@ def _(mo):
 
 
 @app.cell
-def _(DriftDetectedError, UTC, card_transactions, datetime, pl, store, transactions):
+def _(DriftDetectedError, UTC, card_transactions, datetime, pl, transactions, wb):
+    store = wb.materialized  # baselines and table versions belong to the materialized store
     _baseline = store.monitor.pin_baseline(
         card_transactions.name, start=datetime(2026, 1, 1, tzinfo=UTC), end=datetime(2026, 4, 1, tzinfo=UTC)
     )
     _version = store.list_table_versions(card_transactions.name)[-1]
     _late_june = transactions.filter(pl.col("month") == "2026-06").select(card_transactions.columns)
     try:
-        store.write_features(card_transactions.name, _late_june, mode="merge", on_drift="block")
+        wb.write(card_transactions.name, _late_june, mode="merge", on_drift="block")
         blocked = False
     except DriftDetectedError as err:
         blocked = True

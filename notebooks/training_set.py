@@ -39,7 +39,7 @@ def _():
         FeatureGroupSchema,
         FeatureSchema,
         FeatureType,
-        MaterializedFeatureStore,
+        Workbench,
     )
     from tauro_workbench.quickstart import demo_repo, sample_data_path
 
@@ -48,8 +48,8 @@ def _():
         FeatureGroupSchema,
         FeatureSchema,
         FeatureType,
-        MaterializedFeatureStore,
         UTC,
+        Workbench,
         datetime,
         demo_repo,
         mo,
@@ -102,8 +102,8 @@ def _(mo):
 
 
 @app.cell
-def _(DataType, FeatureGroupSchema, FeatureSchema, FeatureType, MaterializedFeatureStore, demo_repo):
-    store = MaterializedFeatureStore(storage_path=demo_repo("feature_repo_training_set"))
+def _(DataType, FeatureGroupSchema, FeatureSchema, FeatureType, Workbench, demo_repo):
+    wb = Workbench(demo_repo("feature_repo_training_set"))
     last_purchase = FeatureGroupSchema(
         name="user_last_purchase",
         entity_keys=["user_id"],
@@ -117,9 +117,10 @@ def _(DataType, FeatureGroupSchema, FeatureSchema, FeatureType, MaterializedFeat
             FeatureSchema("last_ingested_at", DataType.TIMESTAMP, FeatureType.TIMESERIES),
         ],
     )
-    store.register_features(last_purchase)
+    wb.register(last_purchase)
     feature_names = [f"user_last_purchase.{f}" for f in last_purchase.feature_names]
-    return feature_names, last_purchase, store
+    wb.get_group(last_purchase.name)
+    return feature_names, last_purchase, wb
 
 
 @app.cell
@@ -135,9 +136,9 @@ def _(last_purchase, pl, purchases):
 
 
 @app.cell
-def _(batches, last_purchase, store):
+def _(batches, last_purchase, wb):
     versions = {
-        month: store.write_features(last_purchase.name, batch).table_version
+        month: wb.write(last_purchase.name, batch).table_version
         for month, batch in batches.items()
     }
     print(f"[write] one Delta version per batch: {versions}")
@@ -226,8 +227,9 @@ def _(mo):
 
 
 @app.cell
-def _(feature_names, labels, pl, store):
-    training = store.get_historical_features(labels, feature_names).collect()
+def _(feature_names, labels, pl, wb):
+    training_set = wb.training_set(labels, feature_names)
+    training = training_set.frame
     _leaks = training.filter(pl.col("last_purchase_at") > pl.col("event_timestamp")).height
     _stale = training.filter(
         pl.col("last_purchase_at") < pl.col("event_timestamp") - pl.duration(days=30)
@@ -237,9 +239,9 @@ def _(feature_names, labels, pl, store):
     print(
         f"[point in time] {training.height:,} rows for {labels.height:,} labels: {_leaks} future values, "
         f"{_stale} past the ttl, {training['amount'].null_count():,} with no purchase in the 30 days before "
-        f"(table version {store.last_read_info.table_versions})"
+        f"(table version {training_set.table_versions})"
     )
-    training.head(5)
+    training_set
     return (training,)
 
 
@@ -279,12 +281,12 @@ def _(mo):
 
 
 @app.cell
-def _(feature_names, labels, pl, store, training, versions):
+def _(feature_names, labels, pl, training, versions, wb):
     _parts = []
     for _month, _version in versions.items():
         _labels = labels.filter(pl.col("event_timestamp").dt.strftime("%Y-%m") == _month)
         if _labels.height:
-            _parts.append(store.get_historical_features(_labels, feature_names, as_of=_version).collect())
+            _parts.append(wb.materialized.get_historical_features(_labels, feature_names, as_of=_version).collect())
     known_then = pl.concat(_parts).sort("label_id")
     _changed = training.join(known_then, on="label_id", suffix="_then").filter(
         pl.col("last_purchase_at").ne_missing(pl.col("last_purchase_at_then"))
@@ -308,7 +310,8 @@ def _(mo):
     mo.md(r"""
     ## Rebuild a training set exactly
 
-    Every read records what it read in `store.last_read_info`. Keep `table_versions` with
+    Every read records what it read in `wb.materialized.last_read_info` (a training set shows
+    it as `table_versions`). Keep `table_versions` with
     the model; later — after more writes, a backfill or a correction — pass them back as
     `as_of` and you get the same training set, row for row.
     """)
@@ -316,13 +319,14 @@ def _(mo):
 
 
 @app.cell
-def _(batches, feature_names, labels, last_purchase, pl, store, versions):
+def _(batches, feature_names, labels, last_purchase, pl, versions, wb):
+    store = wb.materialized  # time travel (as_of) is a read of the materialized store
     _may = labels.filter(pl.col("event_timestamp").dt.strftime("%Y-%m") == "2026-05")
     model_training = store.get_historical_features(_may, feature_names, as_of=versions["2026-05"]).collect()
     model_versions = store.last_read_info.table_versions
     # later, a correction rewrites the amounts of 500 May purchases (a merge on user and event time)
     _fix = batches["2026-05"].head(500).with_columns(pl.col("amount") * 100)
-    _record = store.write_features(last_purchase.name, _fix, mode="merge")
+    _record = wb.write(last_purchase.name, _fix, mode="merge")
     _rebuilt = store.get_historical_features(_may, feature_names, as_of=model_versions).collect()
     _latest = store.get_historical_features(_may, feature_names).collect()
     assert _rebuilt.equals(model_training)
