@@ -131,7 +131,10 @@ class Route:
         return "; ".join(self.reasons)
 
     def __repr__(self) -> str:
-        return f"Route({self.facts.group!r} -> {self.target}: {self.reason})"
+        try:
+            return f"Route({self.facts.group!r} -> {self.target}: {self.reason})"
+        except Exception:  # a repr must never raise
+            return object.__repr__(self)
 
     def _repr_html_(self) -> str:
         from tauro_workbench.displays import html_of  # stdlib-only display leaf; never raises
