@@ -104,7 +104,11 @@ class ApplyPlan:
 def one_line(err: FeatureStoreException) -> str:
     """Return an error's message on one line (problems joined, a quoted query left out)."""
     text = getattr(err, "message", str(err)).split("\nQuery:\n")[0]
-    return " ".join(part.strip().lstrip("- ") for part in text.splitlines() if part.strip())
+    lines = [part.strip() for part in text.splitlines() if part.strip()]
+    if not lines:
+        return type(err).__name__
+    rest = [line.removeprefix("- ") for line in lines[1:]]
+    return lines[0] + (" " + "; ".join(rest) if rest else "")
 
 
 def plan_apply(workbench: Any, definitions: RepoDefinitions) -> ApplyPlan:
