@@ -330,13 +330,18 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
         on_drift: str | None = None,
         write_id: str | None = None,
     ) -> WriteRecord:
-        write_id = uuid.uuid4().hex if write_id is None else check_write_id(write_id)
         table = self._table(schema)
         pending = self.config.sync_to_online
-        done = find_committed_write(self.metadata, schema, table, write_id, online_pending=pending)
-        if done is not None:
-            logger.info("write {} to {} v{} already committed: no-op", write_id, schema.name, schema.version)
-            return done
+        if write_id is None:  # a fresh id cannot have committed yet
+            write_id = uuid.uuid4().hex
+        else:
+            check_write_id(write_id)  # the registry's record; the commit checks the log (under its lock)
+            done = find_committed_write(self.metadata, schema, table, write_id, check_log=False)
+            if done is not None:
+                logger.info(
+                    "write {} to {} v{} already committed: no-op", write_id, schema.name, schema.version
+                )
+                return done
         report = self.monitor.before_write(schema, df, on_drift=on_drift)
         started = time.perf_counter()
         keys = [*schema.entity_keys, *([schema.timestamp_key] if schema.timestamp_key else [])]

@@ -224,30 +224,18 @@ class DeltaOfflineTable(OfflineTable):
         if isinstance(as_of, bool) or (isinstance(as_of, int) and as_of < 0):
             raise PointInTimeError(f"as_of must be a table version >= 0 or a datetime, got {as_of!r}")
         table = self._open(as_of)
-        return None if table is None else int(table.version())
+        if table is None:
+            return None
+        if as_of is not None:  # time travel: the version's files may have been vacuumed
+            missing = sum(1 for uri in table.file_uris() if uri.startswith("/") and not os.path.exists(uri))
+            if missing:
+                raise TableVersionUnavailableError(self.uri, int(table.version()), missing)
+        return int(table.version())
 
     def scan(self, version: int | None) -> pl.LazyFrame | None:
         if not self.exists():
             return None
-        if version is not None:
-            self._check_files(version)
         return pl.scan_delta(self.uri, version=version)
-
-    def _check_files(self, version: int) -> None:
-        """Raise :class:`TableVersionUnavailableError` if vacuum removed files of ``version``."""
-        table = self._open()
-        if table is None or version == table.version():
-            return  # vacuum never removes files of the latest version
-        try:
-            table.load_as_version(version)
-        except Exception as err:  # deltalake raises several untyped errors here
-            raise PointInTimeError(
-                f"table {self.uri!r} has no version {version}: {err}",
-                hint="List the versions with store.list_table_versions(group).",
-            ) from err
-        missing = sum(1 for uri in table.file_uris() if uri.startswith("/") and not os.path.exists(uri))
-        if missing:
-            raise TableVersionUnavailableError(self.uri, version, missing)
 
     def table_id(self) -> str | None:
         table = self._open()

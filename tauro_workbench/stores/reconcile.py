@@ -200,17 +200,20 @@ def find_committed_write(
     write_id: str,
     *,
     online_pending: bool = False,
+    check_log: bool = True,
 ) -> WriteRecord | None:
     """Return the record of ``write_id`` if that write already committed, else None.
 
-    Looks in the registry, then in the table's log (recording the commit from its commitInfo
-    when the registry lacks it).
+    Looks in the registry, then (with ``check_log``) in the table's log, recording the commit
+    from its commitInfo when the registry lacks it. The log check opens the table; writers
+    skip it before committing because the commit itself checks the log under the commit lock
+    (:attr:`~tauro_workbench.stores.offline_table.Commit.replayed`).
 
     Raises:
         MetadataError: If the registry cannot be read (or cannot take the missing record).
     """
     found = metadata.find_write(schema.name, schema.version, write_id)
-    if found is not None or table.committed_version(write_id) is None:
+    if found is not None or not check_log or table.committed_version(write_id) is None:
         return found
     reconcile_table(metadata, schema, table, online_pending=online_pending)
     return metadata.find_write(schema.name, schema.version, write_id)

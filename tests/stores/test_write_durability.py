@@ -185,7 +185,7 @@ _LOOP = textwrap.dedent(
 
 def test_random_sigkills_never_lose_or_duplicate_a_write(make_store: StoreFactory, tmp_path: Path) -> None:
     """Each trial runs two writers of the same write ids at once and SIGKILLs both at random moments."""
-    writes, trials = 40, 12
+    writes, trials = 30, 10
     make_store("delta").register_features(users_schema())
     rng = random.Random(9)
     loop = [sys.executable, "-c", _LOOP, str(tmp_path / "repo"), str(writes)]
