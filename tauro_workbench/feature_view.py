@@ -101,7 +101,9 @@ def save_feature_view(
     return _from_entry(name, entry)
 
 
-def find_feature_view(metadata: FeatureStoreMetadata, name: str, version: int | None = None) -> FeatureView | None:
+def find_feature_view(
+    metadata: FeatureStoreMetadata, name: str, version: int | None = None
+) -> FeatureView | None:
     """Return a saved view (latest version when None), or None."""
     doc = metadata.find_document(FEATURE_VIEW_KIND, name)
     if doc is None or not doc.get("versions"):

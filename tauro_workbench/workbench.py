@@ -203,12 +203,16 @@ class Workbench:
             raise RepositoryNotFoundError(str(self.path))
         self.metadata = FeatureStoreMetadata(config=config)
         self.events = EventBus(self.metadata)
-        self.materialized = MaterializedFeatureStore(config=config, metadata=self.metadata, events=self.events)
+        self.materialized = MaterializedFeatureStore(
+            config=config, metadata=self.metadata, events=self.events
+        )
         executor = create_executor(config, sources=SourceRegistry(self.metadata), spark=spark)
         self.virtual = VirtualizedFeatureStore(
             query_executor=executor, config=config, metadata=self.metadata, events=self.events
         )
-        self._write_id_supported = "write_id" in inspect.signature(self.materialized.write_features).parameters
+        self._write_id_supported = (
+            "write_id" in inspect.signature(self.materialized.write_features).parameters
+        )
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str], *, spark: Any | None = None) -> Workbench:
@@ -220,7 +224,7 @@ class Workbench:
         Example:
             >>> wb = Workbench.from_config("tauro.yaml")  # doctest: +SKIP
         """
-        loaded = FeatureStoreConfig.from_yaml(path)
+        loaded = FeatureStoreConfig.from_yaml(Path(path))
         return cls(loaded, spark=spark)
 
     @classmethod
@@ -261,7 +265,9 @@ class Workbench:
         return self.materialized
 
     # -- sources and definitions -----------------------------------------------------------
-    def add_source(self, name: str, location: str | os.PathLike[str] | FrameLike, **options: Any) -> DataSource:
+    def add_source(
+        self, name: str, location: str | os.PathLike[str] | FrameLike, **options: Any
+    ) -> DataSource:
         """Register a Parquet/Delta/CSV source, or an in-memory frame, under a dotted name.
 
         Raises:
@@ -305,7 +311,9 @@ class Workbench:
             >>> wb.define_virtual("users", sql="SELECT user_id, ts, age FROM silver.users")  # doctest: +SKIP
         """
         if (queries is None) == (sql is None):
-            raise ConfigurationError("define_virtual takes exactly one of queries={feature: sql} or sql='...'.")
+            raise ConfigurationError(
+                "define_virtual takes exactly one of queries={feature: sql} or sql='...'."
+            )
         chosen: Mapping[str, str] | str = sql if sql is not None else queries  # type: ignore[assignment]
         return self.virtual.define_virtual_features(group, chosen, dialect=dialect)
 
@@ -360,7 +368,9 @@ class Workbench:
         Example:
             >>> wb.write("users", df, write_id="2024-06-01")  # doctest: +SKIP
         """
-        return self.materialized.write_features(group, data, mode, on_drift=on_drift, **self._write_id(write_id))
+        return self.materialized.write_features(
+            group, data, mode, on_drift=on_drift, **self._write_id(write_id)
+        )
 
     def backfill(
         self,
@@ -388,7 +398,9 @@ class Workbench:
             raise ConfigurationError("this version's write_features does not take a write_id yet")
         return {"write_id": write_id}
 
-    def promote(self, group: str, *, to: Literal["materialized", "online"] = "materialized") -> PromotionResult:
+    def promote(
+        self, group: str, *, to: Literal["materialized", "online"] = "materialized"
+    ) -> PromotionResult:
         """Promote a group: virtual -> materialized (Delta, drift recorded) -> online.
 
         Idempotent: re-running when nothing changed returns ``changed=False`` and says so.
@@ -412,7 +424,9 @@ class Workbench:
         is_virtual = self.metadata.find_document(VIRTUAL_DEFINITION_KIND, schema.name) is not None
         if table.version() is not None or not is_virtual:
             frame = self.materialized.scan_group(schema.name).head(limit).collect()
-            return Preview(schema.name, frame, None, "materialized", time.perf_counter() - started, table.format)
+            return Preview(
+                schema.name, frame, None, "materialized", time.perf_counter() - started, table.format
+            )
         result = self.virtual.preview(schema.name, limit=limit)
         return Preview(
             schema.name, result.to_polars(), result.sql, "virtual", result.seconds, self.virtual.executor.name
@@ -461,7 +475,9 @@ class Workbench:
         names = _names(features)
         read = plan_read(self.metadata, names, full_feature_names=full_feature_names)
         versions = {g: self.materialized._table(r.schema).version() for g, r in read.groups.items()}
-        frame = self.get_historical_features(entity_df, names, full_feature_names=full_feature_names).collect()
+        frame = self.get_historical_features(
+            entity_df, names, full_feature_names=full_feature_names
+        ).collect()
         rates: dict[str, float] = {}
         for group, request in read.groups.items():
             if frame.height == 0:
@@ -481,8 +497,15 @@ class Workbench:
             >>> wb.get_online_features(["users.age"], entity_keys={"user_id": 1})  # doctest: +SKIP
             {'age': 31}
         """
-        store: Any = self.store if self.config.mode is FeatureStoreMode.HYBRID else self.materialized
-        return store.get_online_features(_names(features), entity_keys)  # type: ignore[no-any-return]
+        if type(features) is FeatureView:
+            features = list(features.features)
+        return self._online_read(features, entity_keys)  # type: ignore[no-any-return]
+
+    @cached_property
+    def _online_read(self) -> Any:
+        # bound once: an in-memory online read takes microseconds, so the verb stays one call
+        store: Any = self.hybrid if self.config.mode is FeatureStoreMode.HYBRID else self.materialized
+        return store.get_online_features
 
     def explain(
         self,
@@ -520,7 +543,9 @@ class Workbench:
                 "version": s.version,
                 "feature": f.name,
                 "data_type": str(f.spec),
-                "feature_type": None if f.feature_type is None else getattr(f.feature_type, "value", str(f.feature_type)),
+                "feature_type": None
+                if f.feature_type is None
+                else getattr(f.feature_type, "value", str(f.feature_type)),
                 "description": f.description,
             }
             for s in schemas

@@ -62,14 +62,23 @@ def wb(tmp_path: Path) -> Iterator[Workbench]:
 
 def _spend_rows() -> pl.DataFrame:
     return pl.DataFrame(
-        {"user_id": [1, 1, 2, 3], "ts": [hours(0), hours(30), hours(5), hours(1)], "amount": [1.0, 2.0, 3.0, 4.0]},
+        {
+            "user_id": [1, 1, 2, 3],
+            "ts": [hours(0), hours(30), hours(5), hours(1)],
+            "amount": [1.0, 2.0, 3.0, 4.0],
+        },
         schema={"user_id": pl.Int64, "ts": pl.Datetime("us", "UTC"), "amount": pl.Float64},
     )
 
 
 def _profile_rows() -> pl.DataFrame:
     return pl.DataFrame(
-        {"user_id": [1, 2, 2], "ts": [hours(0), hours(0), hours(10)], "age": [30, 40, 41], "city": ["a", "b", "c"]},
+        {
+            "user_id": [1, 2, 2],
+            "ts": [hours(0), hours(0), hours(10)],
+            "age": [30, 40, 41],
+            "city": ["a", "b", "c"],
+        },
         schema={"user_id": pl.Int64, "ts": pl.Datetime("us", "UTC"), "age": pl.Int32, "city": pl.String},
     )
 
@@ -84,7 +93,9 @@ def _setup_mixed(bench: Workbench, spend: pl.DataFrame, profile: pl.DataFrame) -
 
 
 # -- opening repos ---------------------------------------------------------------------------
-def test_default_repo_is_feature_repo_in_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_repo_is_feature_repo_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TAURO_FS_STORAGE_PATH", raising=False)
     assert DEFAULT_REPO == "./feature_repo" and FeatureStoreConfig().storage_path == DEFAULT_REPO
@@ -110,7 +121,9 @@ def test_read_only_open_of_a_missing_repo_fails_and_creates_nothing(tmp_path: Pa
 def test_a_repo_folder_reads_its_tauro_yaml(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
-    (repo / "tauro.yaml").write_text("mode: materialized\nstorage_path: /elsewhere\ndrift:\n  enabled: false\n")
+    (repo / "tauro.yaml").write_text(
+        "mode: materialized\nstorage_path: /elsewhere\ndrift:\n  enabled: false\n"
+    )
     with Workbench(repo) as bench:
         assert bench.config.mode.value == "materialized" and not bench.config.drift.enabled
         assert bench.path == repo  # the folder opened wins over the file's storage_path
@@ -170,7 +183,9 @@ def test_end_to_end_on_a_fresh_repo(tmp_path: Path) -> None:
         assert [g.name for g in bench.groups()] == ["spend"] and bench.get_group("spend").version == 1
         assert [r.mode for r in bench.history("spend")] == ["append"] == [r.mode for r in bench.history()]
         report = bench.drift("spend")
-        assert report is not None and report.verdict == "no_reference" and result.drift_verdict == "no_reference"
+        assert (
+            report is not None and report.verdict == "no_reference" and result.drift_verdict == "no_reference"
+        )
         graph = bench.lineage("spend")
         assert "silver.tx" in graph.to_text()
         route: Any = bench.explain(["spend.amount"])
@@ -263,11 +278,17 @@ def test_historical_features_over_a_materialized_and_a_virtual_group(wb: Workben
     spend, profile = _spend_rows(), _profile_rows()
     _setup_mixed(wb, spend, profile)
     labels = pl.DataFrame(
-        {"user_id": [2, 1, 3, 2, 9], "t": [hours(6), hours(31), hours(2), hours(11), hours(3)], "y": [0, 1, 0, 1, 1]}
+        {
+            "user_id": [2, 1, 3, 2, 9],
+            "t": [hours(6), hours(31), hours(2), hours(11), hours(3)],
+            "y": [0, 1, 0, 1, 1],
+        }
     )
     out = wb.get_historical_features(labels, ["age", "amount", "city"]).collect()
     prof = oracle_point_in_time(labels, profile, PointInTimeSpec(("user_id",), "t", "ts", ("age", "city")))
-    both = oracle_point_in_time(prof, spend, PointInTimeSpec(("user_id",), "t", "ts", ("amount",), ttl=SPEND.ttl))
+    both = oracle_point_in_time(
+        prof, spend, PointInTimeSpec(("user_id",), "t", "ts", ("amount",), ttl=SPEND.ttl)
+    )
     assert out.select(both.columns).equals(both)
     assert out.columns == ["user_id", "t", "y", "age", "city", "amount"]  # grouped, as any one store
     routes: Any = wb.explain(["age", "amount"])
@@ -290,7 +311,11 @@ def test_mixed_historical_read_matches_the_oracle(
     s = list({(k, t): v for k, t, v in spend}.items())
     p = list({(k, t): v for k, t, v in profile}.items())
     spend_df = pl.DataFrame(
-        {"user_id": [k for (k, _), _ in s], "ts": [hours(t) for (_, t), _ in s], "amount": [float(v) for _, v in s]},
+        {
+            "user_id": [k for (k, _), _ in s],
+            "ts": [hours(t) for (_, t), _ in s],
+            "amount": [float(v) for _, v in s],
+        },
         schema={"user_id": pl.Int64, "ts": pl.Datetime("us", "UTC"), "amount": pl.Float64},
     )
     profile_df = pl.DataFrame(
@@ -307,7 +332,9 @@ def test_mixed_historical_read_matches_the_oracle(
         _setup_mixed(bench, spend_df, profile_df)
         out = bench.get_historical_features(labels, ["spend.amount", "profile.age"]).collect()
     expected = oracle_point_in_time(
-        oracle_point_in_time(labels, spend_df, PointInTimeSpec(("user_id",), "t", "ts", ("amount",), ttl=SPEND.ttl)),
+        oracle_point_in_time(
+            labels, spend_df, PointInTimeSpec(("user_id",), "t", "ts", ("amount",), ttl=SPEND.ttl)
+        ),
         profile_df,
         PointInTimeSpec(("user_id",), "t", "ts", ("age",)),
     )
@@ -319,7 +346,12 @@ def test_health_names_the_degraded_component_with_its_error(tmp_path: Path) -> N
     dead = {"type": "redis", "url": "redis://127.0.0.1:1/0", "socket_timeout_seconds": 0.2}
     with Workbench({"storage_path": str(tmp_path / "r"), "online_store": dead, **QUIET}) as bench:
         report = bench.health_check()
-        assert not report and report.checks == {"registry": True, "storage": True, "executor": True, "online": False}
+        assert not report and report.checks == {
+            "registry": True,
+            "storage": True,
+            "executor": True,
+            "online": False,
+        }
         assert "127.0.0.1:1" in report.details["online"] or "onnect" in report.details["online"]
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the offline folder should be")
@@ -335,4 +367,8 @@ def test_health_of_a_working_redis_is_healthy(tmp_path: Path, redis_server: Any)
     online = {"type": "redis", "url": redis_server.url}
     with Workbench({"storage_path": str(tmp_path / "r"), "online_store": online, **QUIET}) as bench:
         report = bench.health_check()
-        assert report and report.details == {} and set(report.checks) == {"registry", "storage", "executor", "online"}
+        assert (
+            report
+            and report.details == {}
+            and set(report.checks) == {"registry", "storage", "executor", "online"}
+        )

@@ -99,7 +99,11 @@ def write_parquet_files(
         )
         pid = F.spark_partition_id()
         index = F.monotonically_increasing_id() - F.shiftleft(pid.cast("long"), 33)
-        seq = F.lit(write_number << _ROW_BITS) + (offset_map[pid] if offset_map is not None else F.lit(0)) + index
+        seq = (
+            F.lit(write_number << _ROW_BITS)
+            + (offset_map[pid] if offset_map is not None else F.lit(0))
+            + index
+        )
         out = sdf.withColumn(seq_column, seq.cast("long")).select(*[*columns, seq_column])
         folder = Path(parent) / f"spark-{uuid.uuid4().hex}"
         spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")

@@ -218,7 +218,7 @@ def _materialize_with_files(
     import pyarrow as pa
     import pyarrow.parquet as pq
     from deltalake import CommitProperties, DeltaTable
-    from deltalake.transaction import AddAction
+    from deltalake.transaction import AddAction, RemoveAction
 
     started = time.perf_counter()
     table: Any = target._table(schema)
@@ -252,7 +252,7 @@ def _materialize_with_files(
             )
             table._create(first, [])
         delta = DeltaTable(uri)
-        actions = []
+        actions: list[AddAction | RemoveAction] = []
         for file in written.files:
             stat = file.stat()
             actions.append(

@@ -21,7 +21,10 @@ TX = FeatureGroupSchema(
     "tx",
     entity_keys=["user_id"],
     timestamp_key="ts",
-    features=[FeatureSchema("amount", "DOUBLE", "NUMERICAL"), FeatureSchema("doubled", "DOUBLE", "NUMERICAL")],
+    features=[
+        FeatureSchema("amount", "DOUBLE", "NUMERICAL"),
+        FeatureSchema("doubled", "DOUBLE", "NUMERICAL"),
+    ],
 )
 SQL = "SELECT user_id, ts, amount, amount * 2 AS doubled FROM silver.tx"
 
@@ -176,7 +179,9 @@ def test_promote_with_spark_keeps_rows_off_the_driver(tmp_path: Path, redis_url:
         assert stored.height == 300 and sorted(stored["doubled"].to_list()) == sorted(
             2 * (i % 17) for i in range(300)
         )
-        assert wb.get_online_features(["amount"], entity_keys={"user_id": 9}) == {"amount": latest(tx_rows(300))[9]}
+        assert wb.get_online_features(["amount"], entity_keys={"user_id": 9}) == {
+            "amount": latest(tx_rows(300))[9]
+        }
         assert [e.kind for e in events].count("features_written") == 1
         again = wb.promote("tx", to="online")
         assert not again.changed and again.rows == 0
@@ -184,3 +189,30 @@ def test_promote_with_spark_keeps_rows_off_the_driver(tmp_path: Path, redis_url:
         third = wb.promote("tx")
         assert third.changed and third.table_version == 2
         assert wb.materialized.scan_group("tx").collect()["amount"].min() == 5.0
+
+
+def test_engines_never_import_stores_or_monitoring() -> None:
+    import ast
+
+    import tauro_workbench.engines as engines
+
+    for path in Path(engines.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        bad = [m for m in imported if m.startswith(("tauro_workbench.stores", "tauro_workbench.monitoring"))]
+        assert bad == [], f"{path.name} imports {bad}"
+
+
+def test_executors_come_from_one_factory_and_declare_capabilities(spark: Any) -> None:
+    from tauro_workbench.config import FeatureStoreConfig
+    from tauro_workbench.engines import DISTRIBUTED_PIT, WRITE_FILES, create_executor, has_capability
+
+    duck = create_executor(FeatureStoreConfig())
+    assert duck.name == "duckdb" and not has_capability(duck, WRITE_FILES)
+    on_spark = create_executor(FeatureStoreConfig(virtualized={"executor_type": "spark"}), spark=spark)
+    assert (
+        on_spark.name == "spark"
+        and has_capability(on_spark, WRITE_FILES)
+        and has_capability(on_spark, DISTRIBUTED_PIT)
+    )
