@@ -87,8 +87,7 @@ class Catalog:
     # -- listing ---------------------------------------------------------------------------
     def refresh(self) -> list[dict[str, Any]]:
         """Re-read the registry (groups, rows, writes, drift); keep the query and selection."""
-        self._entries = [self._entry(name) for name in sorted(self.metadata.list_feature_groups())]
-        self._entries = [e for e in self._entries if e is not None]
+        self._entries = self._read_entries()
         self.state["total"] = len(self._entries)
         self._apply_query()
         selected = self.state["selected"]
@@ -127,7 +126,7 @@ class Catalog:
         """
         known = [e["name"] for e in self._entries]
         if name not in known:
-            self._entries = [e for e in (self._entry(n) for n in self.metadata.list_feature_groups()) if e]
+            self._entries = self._read_entries()
             known = [e["name"] for e in self._entries]
             if name not in known:
                 raise FeatureGroupNotFoundError(name, available=known)
@@ -195,9 +194,7 @@ class Catalog:
         result = run(name, to=to)
         message = getattr(result, "message", None) or repr(result)
         outcome = {"action": "promote", "group": name, "ok": True, "to": to, "message": str(message)}
-        self._entries = [
-            e for e in (self._entry(n) for n in sorted(self.metadata.list_feature_groups())) if e
-        ]
+        self._entries = self._read_entries()
         self._apply_query()
         self.state["detail"] = self._detail(name)
         self.state["result"] = outcome
@@ -251,6 +248,10 @@ class Catalog:
         if name is None:
             raise ConfigurationError(f"Select a feature group before {what}.", hint="catalog.select(name)")
         return str(name)
+
+    def _read_entries(self) -> list[dict[str, Any]]:
+        entries = (self._entry(name) for name in sorted(self.metadata.list_feature_groups()))
+        return [e for e in entries if e is not None]
 
     def _entry(self, name: str) -> dict[str, Any] | None:
         schema = self.metadata.find_feature_group(name)
