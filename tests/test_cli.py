@@ -686,3 +686,43 @@ def test_drift_warnings_are_one_line_and_block_is_a_failure(
     assert code == 0 and out.startswith("user_txn_daily v1: drift") and "txn_amount_sum: drift" in out
     code, out, _ = cli(capsys, "history", "user_txn_daily", "--repo", repo)
     assert out.splitlines()[-1].endswith("drift: drift")
+
+
+def _run_in_terminal(*args: str | Path) -> tuple[int, str, str]:
+    """Run tauro-wb with stderr on a real pseudo-terminal (120 columns); return code, stdout, stderr."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAURO_FS_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tauro_workbench.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=env,
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out = process.stdout.read().decode() if process.stdout else ""
+    code = process.wait(timeout=120)
+    os.close(master)
+    return code, out, b"".join(chunks).decode()
+
+
+def test_progress_bar_only_on_a_terminal(built: Path) -> None:
+    code, out, err = _run_in_terminal("run", PIPELINE, "--repo", built)
+    assert code == 0 and "daily_features:" in err and "/9 [" in err  # tqdm's bar
+    assert "█" not in out
+    code, out, err = _run_in_terminal("run", PIPELINE, "--repo", built, "--json")
+    assert code == 0 and "daily_features:" not in err and json.loads(out)["pipeline"] == "daily_features"
