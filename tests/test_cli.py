@@ -219,6 +219,7 @@ def test_list_and_show(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "list", "--repo", built)
     assert code == 0 and "user_purchases_daily\tv1\t2 features\tvirtual\tlast write: never" in out
     assert "user_features\tv1\t4 features\tmaterialized\tlast write: 20" in out
+    assert cli(capsys, "groups", "--repo", built)[1] == out  # the earlier name still works
     code, data = cli_json(capsys, "list", "--repo", built)
     assert {r["group"]: r["last_write"] is not None for r in data} == {  # type: ignore[union-attr]
         "user_features": True,

@@ -79,8 +79,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tauro-wb {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, text: str, func: Callable[..., int]) -> argparse.ArgumentParser:
-        cmd = sub.add_parser(name, help=text, description=text, parents=[common])
+    def add(
+        name: str, text: str, func: Callable[..., int], aliases: Sequence[str] = ()
+    ) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=text, description=text, parents=[common], aliases=list(aliases))
         cmd.set_defaults(func=func)
         return cmd
 
@@ -110,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     cmd.add_argument("folder", type=Path)
     cmd.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
-    add("list", "list the feature groups", commands.list_command)
+    add("list", "list the feature groups", commands.list_command, aliases=["groups"])
     cmd = add("show", "show a group: schema, SQL and lineage", commands.show_command)
     cmd.add_argument("group")
     cmd.add_argument("--version", dest="group_version", type=int, default=None, help="a schema version")
