@@ -5,6 +5,13 @@ version, time and free-form JSON details such as the drift report and the online
 every published event is one row of ``events``, with ids increasing in commit order. Times are
 stored as fixed-width UTC text, so text order is time order.
 
+A write's identity lives in its details: ``write_id`` (the caller's retry key, also in the Delta
+commit), ``table_id`` (the Delta table's id) and, for writes that committed nothing (an empty
+append), ``committed: false``. Recording a committed write is idempotent on those keys (see
+:meth:`HistoryMixin.record_write`), which is what lets the store rebuild missing records from
+the Delta log (:mod:`tauro_workbench.stores.reconcile`) without ever duplicating one. Records
+of deleted groups keep ``deleted_at`` and are never matched again.
+
 Example:
     >>> from tauro_workbench.registry import FeatureStoreMetadata
     >>> metadata = FeatureStoreMetadata()

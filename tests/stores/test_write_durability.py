@@ -213,3 +213,63 @@ def test_random_sigkills_never_lose_or_duplicate_a_write(make_store: StoreFactor
     history = store.list_writes("users")
     assert sorted(w.write_id for w in history) == [f"w{i:03d}" for i in range(writes)]  # type: ignore[type-var]
     assert sum(w.rows for w in history) == writes * 5
+
+
+def test_recording_a_commit_is_idempotent_in_the_registry(tmp_path: Path) -> None:
+    from tauro_workbench.registry import FeatureStoreMetadata
+
+    metadata = FeatureStoreMetadata(tmp_path)
+    commit = {"write_id": "w1", "table_id": "t-a"}
+    first = metadata.record_write("users", 1, mode="append", rows=3, table_version=1, details=commit)
+    assert metadata.record_write("users", 1, mode="append", rows=3, table_version=1, details=commit) == first
+    same_commit = {"write_id": "other", "table_id": "t-a", "reconciled": True}
+    assert (
+        metadata.record_write("users", 1, mode="append", rows=3, table_version=1, details=same_commit)
+        == first
+    )
+    empty = {"write_id": "e1", "table_id": "t-a", "committed": False}
+    noop = metadata.record_write("users", 1, mode="append", rows=0, table_version=1, details=empty)
+    assert noop.id != first.id  # an empty append commits nothing: it is not that commit
+    other_table = metadata.record_write(
+        "users", 1, mode="append", rows=3, table_version=1, details={"table_id": "t-b"}
+    )
+    assert other_table.id not in (first.id, noop.id)
+    assert metadata.find_write("users", 1, "w1") == first and metadata.find_write("users", 2, "w1") is None
+    metadata.register_feature_group(users_schema())
+    metadata.delete_feature_group("users")
+    assert metadata.find_write("users", 1, "w1") is None  # a deleted registration's ids are free again
+    again = metadata.record_write("users", 1, mode="append", rows=1, table_version=1, details=commit)
+    assert again.id not in (first.id, noop.id, other_table.id)
+    assert all("deleted_at" in r.details for r in metadata.list_writes("users")[:-1])
+
+
+_RECORDER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from tauro_workbench.registry import FeatureStoreMetadata
+    metadata = FeatureStoreMetadata(sys.argv[1])
+    print("ready", flush=True)
+    while not Path(sys.argv[1], "go").exists():
+        time.sleep(0.002)
+    for v in range(1, 21):
+        metadata.record_write("users", 1, mode="append", rows=v, table_version=v,
+                              details={"write_id": f"w{v}", "table_id": "t", "reconciled": sys.argv[2] == "1"})
+    """
+)
+
+
+def test_a_writer_and_reconcilers_racing_leave_one_record_per_commit(tmp_path: Path) -> None:
+    from tauro_workbench.registry import FeatureStoreMetadata
+
+    FeatureStoreMetadata(tmp_path).schema_version()  # create the file before the race
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _RECORDER, str(tmp_path), str(i % 2)], stdout=subprocess.PIPE)
+        for i in range(4)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+    (tmp_path / "go").touch()
+    assert [p.wait(timeout=120) for p in procs] == [0] * 4
+    records = FeatureStoreMetadata(tmp_path).list_writes("users")
+    assert sorted(r.table_version for r in records) == list(range(1, 21))  # type: ignore[type-var]
