@@ -8,7 +8,7 @@
    readers see the whole table or none) under the table's commit lock, then removed;
 3. the registry entry (schema; the write records are kept but marked ``deleted_at`` and are no
    longer matched by ``write_id`` or reconciliation) and the group's online-sync and
-   reconciliation documents.
+   reconciliation documents; with the last version, the group's virtual definition too.
 
 Re-registering the same name and version afterwards starts from an empty table with the new
 schema; the old rows, dtypes and online values are gone. A crash midway leaves the group
@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
+from tauro_workbench.stores.base import VIRTUAL_DEFINITION_KIND
 from tauro_workbench.stores.commit_lock import commit_lock
 from tauro_workbench.stores.online_serving import SYNC_DOCUMENT
 from tauro_workbench.stores.reconcile import RECONCILE_DOCUMENT, reconcile_key
@@ -88,6 +89,8 @@ def delete_group(store: MaterializedFeatureStore, name: str, version: int | None
         if sync is not None and sync.get("version") == schema.version:
             store.metadata.delete_document(SYNC_DOCUMENT, schema.name)
         store._tables.pop((schema.name, schema.version), None)
+    if not store.metadata.list_versions(name):
+        store.metadata.delete_document(VIRTUAL_DEFINITION_KIND, name)
     store.cache.clear()
     folder = store.config.offline_path / name
     if folder.is_dir() and not any(folder.iterdir()):

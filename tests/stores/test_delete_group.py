@@ -9,6 +9,7 @@ import pytest
 
 from tauro_workbench import DataType, FeatureSchema
 from tauro_workbench.exceptions import FeatureGroupNotFoundError, FeatureStoreWarning
+from tauro_workbench.stores.base import VIRTUAL_DEFINITION_KIND
 from tauro_workbench.stores.online_serving import SYNC_DOCUMENT
 from tests.stores.conftest import StoreFactory, day, users_frame, users_schema
 
@@ -98,6 +99,12 @@ def test_deleting_one_version_keeps_the_others(make_store: StoreFactory, storage
         store.delete_feature_group("users", version=7)
     with pytest.raises(FeatureGroupNotFoundError, match="not registered"):
         store.delete_feature_group("nope")
+    store.metadata.put_document(VIRTUAL_DEFINITION_KIND, "users", {"sql": "SELECT 1"})
+    store.delete_feature_group("users", version=2)
+    assert store.metadata.find_document(VIRTUAL_DEFINITION_KIND, "users") is not None  # v1 remains
+    store.delete_feature_group("users")
+    assert store.metadata.find_document(VIRTUAL_DEFINITION_KIND, "users") is None
+    assert store.metadata.list_feature_groups() == []
 
 
 def test_a_reader_in_another_store_sees_the_new_registration(make_store: StoreFactory) -> None:
