@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,6 +40,7 @@ from tauro_workbench.registry import WriteRecord
 from tauro_workbench.schema import FeatureGroupSchema
 from tauro_workbench.stores.base import VIRTUAL_DEFINITION_KIND
 from tauro_workbench.stores.offline_table import DATE_COLUMN, SEQ_COLUMN
+from tauro_workbench.stores.reconcile import commit_info
 
 if TYPE_CHECKING:
     from tauro_workbench.monitoring.drift import DriftReport
@@ -232,6 +234,7 @@ def _materialize_with_files(
     required = [*schema.entity_keys, *([schema.timestamp_key] if schema.timestamp_key else [])]
     required += [f.name for f in schema.features if not f.nullable]
     table.path.mkdir(parents=True, exist_ok=True)
+    write_id = uuid.uuid4().hex
     written = virtual.executor.write_files(  # type: ignore[attr-defined]
         virtual.group_sql(schema, list(schema.feature_names)),
         table.path,
@@ -269,7 +272,13 @@ def _materialize_with_files(
             actions,
             mode=mode,
             schema=delta.schema(),
-            commit_properties=CommitProperties(max_commit_retries=0, custom_metadata={"tauro.mode": mode}),
+            # the write's identity in the Delta log, so reconciliation can rebuild its record
+            commit_properties=CommitProperties(
+                max_commit_retries=0,
+                custom_metadata=commit_info(
+                    schema.name, schema.version, mode=mode, rows=written.rows, write_id=write_id
+                ),
+            ),
         )
     except Exception as err:
         written.discard()
@@ -290,6 +299,7 @@ def _materialize_with_files(
             "seconds": round(seconds, 6),
             "engine": virtual.executor.name,
             "files": len(written.files),
+            "write_id": write_id,
             **details,
         },
     )

@@ -175,6 +175,8 @@ def test_promote_with_spark_keeps_rows_off_the_driver(tmp_path: Path, redis_url:
         record = wb.history("tx")[-1]
         assert record.details["engine"] == "spark" and record.details["files"] >= 1
         assert record.rows == 300 and "promotion" in record.details
+        commit = DeltaTable(wb.materialized.table_uri("tx")).history(1)[0]
+        assert commit["tauro.write_id"] == record.details["write_id"] and commit["tauro.rows"] == "300"
         stored = wb.materialized.scan_group("tx").collect()
         assert stored.height == 300 and sorted(stored["doubled"].to_list()) == sorted(
             2 * (i % 17) for i in range(300)
