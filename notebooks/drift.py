@@ -222,12 +222,6 @@ def _(card_transactions, wb):
 
 
 @app.cell
-def _(charts, june):
-    charts.drift_overview(june)
-    return
-
-
-@app.cell
 def _(charts, june, mo):
     _amount = june.feature("amount")
     _category = june.feature("merchant_category")

@@ -344,7 +344,7 @@ def _(mo):
     ## 9. Drift of the shifted month
 
     The latest report of `user_txn_daily` (June vs May): PSI, KS and null-rate change per
-    feature with a verdict, then the PSI chart and each statistic of `txn_amount_mean` over
+    feature with a verdict and the PSI chart, then each statistic of `txn_amount_mean` over
     every write (Altair, rendered by marimo without a CDN).
     """)
     return
@@ -355,17 +355,12 @@ def _(user_txn_daily, wb):
     june = wb.drift(user_txn_daily.name)
     print(f"[drift] June vs {june.reference}: {june.verdict}; drifted {june.drifted}")
     june
-    return (june,)
+    return
 
 
 @app.cell
-def _(charts, june, mo, user_txn_daily, wb):
-    mo.vstack(
-        [
-            charts.drift_overview(june),
-            charts.feature_over_time(wb.metadata, user_txn_daily.name, "txn_amount_mean"),
-        ]
-    )
+def _(charts, user_txn_daily, wb):
+    charts.feature_over_time(wb.metadata, user_txn_daily.name, "txn_amount_mean")
     return
 
 

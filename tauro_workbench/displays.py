@@ -360,8 +360,13 @@ def health_html(report: Any) -> str:
 
 
 # -- drift -------------------------------------------------------------------------------
-def drift_report_html(report: Any) -> str:
-    """Return the display of a ``DriftReport``: the verdict, the PSI chart and the verdict table."""
+def drift_report_html(report: Any, *, chart: bool = True) -> str:
+    """Return the display of a ``DriftReport``: the verdict, the PSI chart and the verdict table.
+
+    Args:
+        report: The report.
+        chart: Draw the stdlib SVG chart of PSI per feature (marimo shows an Altair chart instead).
+    """
     features = list(getattr(report, "features", ()) or ())
     summary = (
         f"{report.rows:,} rows compared with {report.reference} ({report.reference_rows:,} rows); "
@@ -369,9 +374,8 @@ def drift_report_html(report: Any) -> str:
     )
     body = h.note(summary)
     if features:
-        chart = psi_chart_svg(features)
         if chart:
-            body += chart
+            body += psi_chart_svg(features)
         rows = [
             [
                 f.feature,

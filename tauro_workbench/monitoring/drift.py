@@ -276,6 +276,13 @@ class DriftReport:
 
         return html_of(self)
 
+    def _display_(self) -> Any:
+        # marimo only (it calls _display_): the verdict table with an interactive Altair chart,
+        # resolved lazily so the core never imports the notebook extra.
+        from tauro_workbench.notebook.display import drift_view
+
+        return drift_view(self)
+
 
 def compare_profiles(
     reference: GroupProfile,
