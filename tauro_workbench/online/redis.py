@@ -321,25 +321,32 @@ class RedisOnlineStore:
         codec = self._codec(schema)
         latest = latest_per_entity(schema, frame)
         tag = self.group_tag(schema)
-        columns = [
-            entity_key_expr(latest.schema, schema.entity_keys),
-            codec.value_expr(latest),
-            *([codec.expire_at_expr()] if codec.expires else []),
-        ]
+        key = entity_key_expr(latest.schema, schema.entity_keys)
+        rest = [codec.value_expr(latest), *([codec.expire_at_expr()] if codec.expires else [])]
         script = _SCRIPTS[(codec.expires, checked)]
         total = latest.height
-        encoded = latest.select(expr.alias(f"c{i}") for i, expr in enumerate(columns))
 
         def encode(start: int) -> list[Any]:
-            # Encoded per batch, so Redis runs batch i while Python builds batch i+1.
+            # Encoded per batch, so Redis runs batch i while Polars encodes batch i+1; the key
+            # prefix is read per batch, so a batch re-sent after a generation switch moves too.
             prefix = tag + (generation if generation is not None else self._generations.get(tag, ""))
-            part = encoded.slice(start, self.batch_size)
-            keys = [prefix + k for k in part.get_column("c0").to_list()]
-            rest = [v for c in part.iter_columns() if c.name != "c0" for v in c.to_list()]
+            columns = [pl.concat_str(pl.lit(prefix), key), *rest]
+            part = latest.slice(start, self.batch_size).select(
+                e.alias(f"c{i}") for i, e in enumerate(columns)
+            )
+            args = [v for c in part.iter_columns() for v in c.to_list()]
             if not checked:
-                return ["EVAL", script, len(keys), *keys, *rest]
-            pointer = prefix[: len(tag)] + _GENERATION_KEY
-            return ["EVAL", script, len(keys) + 1, pointer, *keys, prefix[len(tag) :], *rest]
+                return ["EVAL", script, part.height, *args]
+            pointer, expected = tag + _GENERATION_KEY, prefix[len(tag) :]
+            return [
+                "EVAL",
+                script,
+                part.height + 1,
+                pointer,
+                *args[: part.height],
+                expected,
+                *args[part.height :],
+            ]
 
         starts = list(range(0, total, self.batch_size))
         applied = self._run_batches(starts, encode, schema, progress=progress)

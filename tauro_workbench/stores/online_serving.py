@@ -103,11 +103,6 @@ class SyncReport:
     missing: int | None = 0
     error: str | None = None
 
-    def _repr_html_(self) -> str:
-        from tauro_workbench.displays import html_of  # stdlib-only display leaf; never raises
-
-        return html_of(self)
-
 
 @dataclass(frozen=True)
 class _ReadPlan:
@@ -541,7 +536,18 @@ class OnlineServingMixin:
             )
 
         previous = self.metadata.find_document(SYNC_DOCUMENT, feature_group) or {}
-        online_token = store.get_sync_token(schema)
+        try:
+            online_token = store.get_sync_token(schema)
+        except OnlineStoreError as err:
+            failed = SyncReport(
+                feature_group, schema.version, 0, 0, 0, False, None, 0.0, "failed", None, str(err)
+            )
+            self.events.publish(SyncFailed(group=feature_group, error=str(err), rows_synced=0))
+            raise OnlineSyncError(
+                f"Online sync of {feature_group!r} v{schema.version} failed: {err.message}",
+                report=failed,
+                hint=err.hint,
+            ) from err
         same = previous.get("version") == schema.version and previous.get("seq") is not None
         lost = online_token is None or previous.get("token") != online_token
         rewritten = same and not full and not lost and self._rewritten_since(schema, previous)

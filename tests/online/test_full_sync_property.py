@@ -17,11 +17,14 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from redis.connection import Connection
 
+from tauro_workbench.online.redis import RedisOnlineStore
 from tauro_workbench.schema import FeatureGroupSchema, FeatureSchema
 from tauro_workbench.stores.materialized import MaterializedFeatureStore
 from tauro_workbench.stores.offline_table import SEQ_COLUMN
 from tests.conftest import RedisServer
+from tests.online.conftest import user_rows, user_schema
 
 BASE = datetime(2024, 1, 1, tzinfo=UTC)
 ENTITIES = list(range(4))
@@ -192,3 +195,43 @@ def test_a_backfill_that_removed_the_newest_row_converges(tmp_path: Any, redis_s
     keys = store.online.client.keys(f"{store.online.group_tag(schema)}*")  # type: ignore[attr-defined]
     assert len([k for k in keys if not k.endswith((b"_sync", b"_gen"))]) == 1  # the old generation is gone
     store.online.close()
+
+
+def test_readers_see_the_old_generation_until_the_switch_and_writers_follow_it(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schema = user_schema()
+    prefix = f"g{uuid.uuid4().hex[:8]}"
+    resync = RedisOnlineStore(redis_server.url, key_prefix=prefix, batch_size=10)
+    reader = RedisOnlineStore(redis_server.url, key_prefix=prefix)
+    writer = RedisOnlineStore(redis_server.url, key_prefix=prefix)
+    old = [(i, BASE, i, 0.0, "old") for i in range(100)]
+    writer.write(schema, user_rows(schema, old))
+    assert reader.read(schema, [(0,)], ["city"]) == [("old",)]
+
+    seen: list[list[Any]] = []
+    original, state = Connection.read_response, {"n": 0, "inside": False}
+
+    def read_response(self: Connection, *args: Any, **kwargs: Any) -> Any:
+        if not state["inside"]:
+            state["n"] += 1
+            if state["n"] in (4, 7):  # mid-load of the new generation (10 batches)
+                state["inside"] = True
+                seen.append(reader.read(schema, [(i,) for i in range(100)], ["city"]))
+                state["inside"] = False
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "read_response", read_response)
+    new = [(i, BASE - timedelta(days=1), i, 1.0, "new") for i in range(50)]  # older rows, fewer entities
+    resync.replace(schema, user_rows(schema, new))
+    monkeypatch.undo()
+    assert len(seen) == 2 and all(rows == [("old",)] * 100 for rows in seen)  # never empty, never mixed
+    # after the switch: exactly the new rows (older ones too), the 50 others are gone
+    assert reader.read(schema, [(i,) for i in range(100)], ["city"]) == [("new",)] * 50 + [None] * 50
+    # a writer holding the old generation is redirected to the new one, not lost
+    writer.write(schema, user_rows(schema, [(99, BASE, 99, 2.0, "late")]))
+    assert reader.read(schema, [(99,)], ["city"]) == [("late",)]
+    rows = [k for k in reader.client.keys(f"{reader.group_tag(schema)}*") if not k.endswith(b"_gen")]
+    assert len(rows) == 51  # the old generation was deleted
+    for store in (resync, reader, writer):
+        store.close()

@@ -136,3 +136,17 @@ def test_a_restart_before_a_sync_on_write_leaves_the_next_sync_full(
     assert ages(store, range(10)) == [2] * 5 + [None] * 5
     report = store.materialize_online("user")  # the registry's token no longer matches
     assert report.full and ages(store, range(10)) == [2] * 5 + [1] * 5
+
+
+def test_an_explicit_sync_with_the_server_down_is_reported_failed(
+    tmp_path: Path, own_redis: RedisServer
+) -> None:
+    store = make_store(tmp_path, own_redis)
+    store.write_features("user", users(range(10), age=1, seconds=-60))
+    own_redis.stop()
+    with pytest.raises(OnlineSyncError, match="after 3 retries") as raised:
+        store.materialize_online("user")
+    assert raised.value.report.status == "failed"
+    own_redis.start()
+    report = store.materialize_online("user")
+    assert report.full and report.status == "ok" and ages(store, range(10)) == [1] * 10
