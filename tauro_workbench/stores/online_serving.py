@@ -103,6 +103,11 @@ class SyncReport:
     missing: int | None = 0
     error: str | None = None
 
+    def _repr_html_(self) -> str:
+        from tauro_workbench.displays import html_of  # stdlib-only display leaf; never raises
+
+        return html_of(self)
+
 
 @dataclass(frozen=True)
 class _ReadPlan:
