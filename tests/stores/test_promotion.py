@@ -10,6 +10,8 @@ from typing import Any
 import polars as pl
 import pytest
 from deltalake import DeltaTable
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tauro_workbench import FeatureGroupSchema, FeatureSchema, Workbench
 from tauro_workbench.exceptions import ConfigurationError, FeatureMaterializationError
@@ -218,3 +220,59 @@ def test_executors_come_from_one_factory_and_declare_capabilities(spark: Any) ->
         and has_capability(on_spark, WRITE_FILES)
         and has_capability(on_spark, DISTRIBUTED_PIT)
     )
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(
+                st.sampled_from(["grow", "rewrite"]),
+                st.lists(st.tuples(st.integers(0, 4), st.integers(-9, 9)), min_size=1, max_size=6),
+            ),
+            st.tuples(st.sampled_from(["materialized", "online"]), st.just([])),
+        ),
+        min_size=1,
+        max_size=7,
+    )
+)
+def test_promotion_sequences_match_the_source(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[Any]
+) -> None:
+    """A source that grows or is rewritten (entities dropped, times moving back), promoted at random
+    points: the table always holds the source's rows, the online store exactly their latest row per
+    entity, and a promotion with nothing new changes nothing."""
+    root = tmp_path_factory.mktemp("seq")
+    source = root / "tx.parquet"
+    rows = pl.DataFrame({"user_id": [0], "ts": [T0], "amount": [0.0]}, schema=tx_rows(0).schema)
+    with Workbench({"storage_path": str(root / "repo"), "drift": {"enabled": False}}) as wb:
+        setup_group(wb, source, rows)
+        clock, pending, online_pending = 1, True, True
+        for kind, new in ops:
+            if kind in ("grow", "rewrite"):
+                if kind == "rewrite":
+                    rows, clock = rows.clear(), 1 + len(new) % 3  # times restart: the rows may be older
+                added = pl.DataFrame(
+                    {
+                        "user_id": [u for u, _ in new],
+                        "ts": [T0 + timedelta(minutes=clock + i) for i in range(len(new))],
+                        "amount": [float(v) for _, v in new],
+                    },
+                    schema=rows.schema,
+                )
+                clock += len(new)
+                rows = pl.concat([rows, added])
+                rows.write_parquet(source)
+                pending = online_pending = True
+                continue
+            result = wb.promote("tx", to=kind)
+            assert result.changed == (pending or (kind == "online" and online_pending))
+            pending = False
+            stored = wb.materialized.scan_group("tx").collect().select(rows.columns).sort("ts")
+            assert stored.equals(rows.sort("ts"))
+            if kind == "online":
+                online_pending = False
+                got = wb.get_online_features(["tx.amount"], entity_keys={"user_id": list(range(5))})
+                assert isinstance(got, pl.DataFrame)
+                online = dict(zip(got["user_id"].to_list(), got["amount"].to_list(), strict=True))
+                assert {u: a for u, a in online.items() if a is not None} == latest(rows)
