@@ -32,10 +32,14 @@ __all__ = ["PitEngine", "PointInTimeSpec", "latest_per_entity", "point_in_time_j
 
 PitEngine = Literal["polars", "duckdb"]
 
+# Key dtypes whose every value fits an Int64 (the packed match does integer arithmetic on them).
+_PACKABLE_KEYS = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32)
+
 ROW = "__tauro_row"
 LOC = "__tauro_loc"
 WON = "__tauro_won_at"
 TIME = "__tauro_time"
+POS = "__tauro_pos"
 _RESERVED = "__tauro_"
 
 
@@ -210,10 +214,11 @@ def feature_side(
 ) -> pl.DataFrame:
     """Return the joinable feature rows (event time in [lower, upper], no null key or time).
 
-    With ``sort``: (keys, UTC event time, row position ``LOC``) sorted by event time, then
-    tie-breakers (null first), then position, so the last row of a run of equal event times is
-    the winner; integer keys are narrowed to Int32 when their values fit. Without: (keys, UTC
-    event time, tie-breakers, ``LOC``) in frame order.
+    With ``sort``: (keys, UTC event time, row position ``LOC``) sorted by event time, holding
+    only the tie winner of each (keys, event time) (the greatest tie-breakers, then the later
+    position), so any as-of match on the result finds the point-in-time winner; integer keys
+    are narrowed to Int32 when their values fit. Without: (keys, UTC event time, tie-breakers,
+    ``LOC``) in frame order.
     """
     event = utc_datetime_expr(spec.event_time, feature_schema[spec.event_time]).alias(TIME)
     carried = () if sort else spec.tie_breakers
@@ -235,18 +240,26 @@ def feature_side(
     order = columns[TIME].rechunk().arg_sort()
     by_time = pl.DataFrame([_narrowest(columns.pop(c).rechunk()).gather(order) for c in list(columns)])
     del columns, order
-    # Only rows sharing an event time need ordering beyond it (tie-breakers, then position,
-    # which the unstable arg-sort lost): re-sort just those runs, in place.
+    # Rows of one entity sharing an event time all sit in a run of equal event times; only
+    # those runs are searched for such duplicates, whose losers are dropped.
     step = by_time[TIME].to_physical().diff()
     in_run = ((step == 0) | (step.shift(-1) == 0)).fill_null(False)
     if not in_run.any():
         return by_time
     where = in_run.arg_true()
     runs = by_time[where]
+    duplicated = runs.select([*spec.entity_keys, TIME]).is_duplicated()
+    if not duplicated.any():
+        return by_time
+    tied = runs.filter(duplicated)
+    del runs
     if spec.tie_breakers:
-        runs = runs.hstack(_tie_breakers(features, spec, runs[LOC]).get_columns())
-    runs = runs.sort([TIME, *spec.tie_breakers, LOC], nulls_last=False)
-    return by_time.with_columns(by_time[c].scatter(where, runs[c]) for c in by_time.columns)
+        tied = tied.hstack(_tie_breakers(features, spec, tied[LOC]).get_columns())
+    order_by = [*spec.entity_keys, TIME, *spec.tie_breakers, LOC]
+    losers = tied.sort(order_by, nulls_last=False).filter(
+        pl.struct([*spec.entity_keys, TIME]).is_last_distinct().not_()
+    )[LOC]
+    return by_time.filter(pl.col(LOC).is_in(losers.implode()).not_())
 
 
 def _narrowest(column: pl.Series) -> pl.Series:
@@ -261,15 +274,17 @@ def _narrowest(column: pl.Series) -> pl.Series:
 def _tie_breakers(features: pl.LazyFrame, spec: PointInTimeSpec, locs: pl.Series) -> pl.DataFrame:
     """Return the tie-breaker columns of the feature rows at positions ``locs`` (in that order).
 
-    Read only for rows that share an event time, so the big narrow read need not carry them.
+    Read only for rows of one entity that share an event time, so the big narrow read need
+    not carry them.
     """
     fetched = (
         features.select(spec.tie_breakers)
         .with_row_index(LOC)
         .filter(pl.col(LOC).is_in(locs.unique().implode()))
-        .collect()
-        .sort(LOC)
+        .collect(engine="streaming")
     )
+    if not fetched[LOC].is_sorted():
+        fetched = fetched.sort(LOC)
     return fetched.drop(LOC)[fetched[LOC].search_sorted(locs)]
 
 
@@ -296,6 +311,9 @@ def _match(
         return duckdb_matches(
             left, feature_side(features, spec, feature_schema, lower=lower, upper=upper_t, sort=False), spec
         )
+    packed = _packed_match(left, features, spec, feature_schema, lower=lower, upper=upper_t)
+    if packed is not None:
+        return packed
     right = feature_side(features, spec, feature_schema, lower=lower, upper=upper_t)
     left = left.with_columns(pl.col(k).cast(right.schema[k], strict=False) for k in spec.entity_keys)
     matched = left.join_asof(
@@ -307,6 +325,106 @@ def _match(
         check_sortedness=False,
     )
     return matched.select(ROW, LOC, WON).drop_nulls(LOC)
+
+
+def _packed_match(
+    left: pl.DataFrame,
+    features: pl.LazyFrame,
+    spec: PointInTimeSpec,
+    feature_schema: Mapping[str, pl.DataType],
+    *,
+    lower: datetime | None,
+    upper: datetime,
+) -> pl.DataFrame | None:
+    """Match by binary search on one packed ``(key, event time)`` integer; None if keys do not fit.
+
+    For a single integer key whose range and the time span fit in 63 bits together, each
+    feature row becomes ``(key - min key) << bits | (event time - base)``: sorting that one
+    column orders rows by key, then time, and the winner for an entity row is the last packed
+    value not above the entity row's own, when its key is the same and it is within the ttl.
+    Rows sharing key and event time sit side by side; all but the tie winner are dropped
+    first. This replaces a sort by time, a hash of every key and the as-of join (about half
+    the time of the narrow pass), and holds two integer columns instead of three.
+    """
+    if len(spec.entity_keys) != 1 or feature_schema[spec.entity_keys[0]] not in _PACKABLE_KEYS:
+        return None
+    key = spec.entity_keys[0]
+    event = utc_datetime_expr(spec.event_time, feature_schema[spec.event_time]).dt.epoch("us")
+    keep = pl.col(key).is_not_null() & pl.col(TIME).is_not_null() & (pl.col(TIME) <= _epoch_us(upper))
+    if lower is not None:
+        keep &= pl.col(TIME) >= _epoch_us(lower)
+    right = (
+        features.select(pl.col(key).cast(pl.Int64), event.alias(TIME))
+        .with_row_index(LOC)
+        .filter(keep)
+        .collect()
+    )
+    if right.height == 0:
+        return None
+    low_key, high_key, low_time = right[key].min(), right[key].max(), right[TIME].min()
+    entity_time = left[TIME].dt.epoch("us")
+    first_entity = entity_time.min()
+    assert isinstance(low_key, int) and isinstance(high_key, int) and isinstance(low_time, int)
+    assert isinstance(first_entity, int)
+    base = min(low_time, first_entity)
+    span = max(_epoch_us(upper), low_time) - base
+    bits = span.bit_length()
+    if bits + (high_key - low_key).bit_length() > 63:
+        return None
+    packed = ((right[key] - low_key) * (1 << bits) + (right[TIME] - base)).rechunk()
+    locs = right[LOC]
+    del right
+    order = packed.arg_sort()
+    packed, locs = packed.gather(order), locs.gather(order)
+    del order
+    packed, locs = _drop_tie_losers(packed, locs, features, spec)
+    # The entity side: keys outside the feature keys' range cannot match (and must not overflow).
+    probe = (
+        left.lazy()
+        .filter(pl.col(key).cast(pl.Int64).is_between(low_key, high_key))
+        .select(ROW, pl.col(key).cast(pl.Int64) - low_key, pl.col(TIME).dt.epoch("us") - base)
+        .collect()
+    )
+    position = packed.search_sorted(probe[key] * (1 << bits) + probe[TIME], side="right").cast(pl.Int64) - 1
+    found = packed.gather(position.clip(0))
+    won = found % (1 << bits)
+    ok = (position >= 0) & (found // (1 << bits) == probe[key])
+    if spec.ttl is not None:
+        ok &= won >= probe[TIME] - spec.ttl // timedelta(microseconds=1)
+    return pl.DataFrame(
+        [
+            probe[ROW].filter(ok).cast(pl.get_index_type()).alias(ROW),
+            locs.gather(position.filter(ok)).alias(LOC),
+            pl.from_epoch(won.filter(ok) + base, time_unit="us").dt.replace_time_zone("UTC").alias(WON),
+        ]
+    )
+
+
+def _epoch_us(instant: datetime) -> int:
+    """Microseconds since the Unix epoch of an aware datetime."""
+    return (instant - datetime(1970, 1, 1, tzinfo=instant.tzinfo)) // timedelta(microseconds=1)
+
+
+def _drop_tie_losers(
+    packed: pl.Series, locs: pl.Series, features: pl.LazyFrame, spec: PointInTimeSpec
+) -> tuple[pl.Series, pl.Series]:
+    """Keep one row per run of equal sorted ``packed`` values: the tie winner.
+
+    The winner has the greatest tie-breakers (null lowest), then the greatest position; the
+    tie-breakers are read only for the tied rows.
+    """
+    step = packed.diff()
+    tied = ((step == 0) | (step.shift(-1) == 0)).fill_null(False)
+    if not tied.any():
+        return packed, locs
+    where = tied.arg_true()
+    runs = pl.DataFrame([where.alias(POS), packed.gather(where).alias(TIME), locs.gather(where)])
+    if spec.tie_breakers:
+        runs = runs.hstack(_tie_breakers(features, spec, runs[LOC]).get_columns())
+    runs = runs.sort([TIME, *spec.tie_breakers, LOC], nulls_last=False)
+    losers = runs.filter(pl.col(TIME) == pl.col(TIME).shift(-1))[POS]
+    keep = pl.repeat(True, packed.len(), eager=True).scatter(losers, False)
+    return packed.filter(keep), locs.filter(keep)
 
 
 def fetch_winners(

@@ -88,6 +88,14 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def current_rss_mb() -> float:
+    """Resident memory of this process now (VmRSS), e.g. after imports, before a measured run."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def run_isolated(fn: Callable[..., Any], *args: Any, timeout: float = 900) -> dict[str, Any]:
     """Run ``fn(*args)`` in a fresh process; return its seconds, peak RSS (MB) and result.
 

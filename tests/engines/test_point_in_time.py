@@ -159,6 +159,68 @@ def test_groups_joined_in_sequence_match_the_oracle(pit_runner: PitRunner) -> No
     check()
 
 
+# Keys and instants far apart: the Polars engine packs (key, event time) into one Int64 when
+# both ranges fit together and falls back to the as-of join when they do not.
+WIDE_KEYS = (-(2**63), -(2**40), -1, 0, 1, 7, 2**31 - 1, 2**40, 2**63 - 1)
+WIDE_TIMES = (
+    datetime(1900, 1, 1, tzinfo=UTC),
+    datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+    datetime(1970, 1, 1, tzinfo=UTC),
+    BASE,
+    BASE + timedelta(microseconds=1),
+    BASE + timedelta(days=7),
+    datetime(2200, 1, 1, tzinfo=UTC),
+)
+
+
+@st.composite
+def wide_cases(draw: st.DrawFn) -> tuple[pl.DataFrame, pl.DataFrame, PointInTimeSpec]:
+    """Integer keys over a narrow, a 32-bit or the whole Int64 range; times from 1900 to 2200."""
+    keys = draw(st.sampled_from([WIDE_KEYS[3:6], WIDE_KEYS[2:7], WIDE_KEYS]))
+    key_dtype = draw(
+        st.sampled_from([pl.Int64, pl.Int32] if max(keys) < 2**31 and min(keys) >= -(2**31) else [pl.Int64])
+    )
+    times = draw(st.sampled_from([WIDE_TIMES[3:6], WIDE_TIMES]))
+    n = draw(st.integers(0, 20))
+    features = pl.DataFrame(
+        {
+            "k": pl.Series([draw(st.sampled_from(keys)) for _ in range(n)], dtype=key_dtype),
+            "event_time": pl.Series(
+                [draw(st.sampled_from(times)) for _ in range(n)], dtype=pl.Datetime("us", "UTC")
+            ),
+            "_tauro_seq": pl.Series([draw(st.none() | st.integers(0, 2)) for _ in range(n)], dtype=pl.Int64),
+            "v": pl.Series([float(i) for i in range(n)], dtype=pl.Float64),
+        }
+    )
+    m = draw(st.integers(1, 10))
+    entity = pl.DataFrame(
+        {
+            "k": pl.Series([draw(st.sampled_from(WIDE_KEYS)) for _ in range(m)], dtype=pl.Int64),
+            "ts": pl.Series(
+                [draw(st.sampled_from(WIDE_TIMES)) for _ in range(m)], dtype=pl.Datetime("us", "UTC")
+            ),
+        }
+    )
+    ttl = draw(st.none() | st.sampled_from([timedelta(0), timedelta(days=7), timedelta(days=365 * 100)]))
+    return (
+        entity,
+        features,
+        PointInTimeSpec(("k",), "ts", "event_time", ("v",), ttl=ttl, tie_breakers=("_tauro_seq",)),
+    )
+
+
+def test_wide_key_and_time_ranges_match_the_oracle(pit_runner: PitRunner) -> None:
+    @settings(max_examples=pit_runner.max_examples, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(case=wide_cases())
+    def check(case: tuple[pl.DataFrame, pl.DataFrame, PointInTimeSpec]) -> None:
+        entity, features, spec = case
+        assert_matches(
+            pit_runner, pit_runner.join(entity, features, spec), oracle_point_in_time(entity, features, spec)
+        )
+
+    check()
+
+
 def _frames(
     feature_rows: list[dict[str, Any]], entity_rows: list[dict[str, Any]]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
