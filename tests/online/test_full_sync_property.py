@@ -176,6 +176,54 @@ def test_sync_on_write_equals_the_offline_latest_row_after_every_write(
         store.online.close()
 
 
+STATIC = FeatureGroupSchema(name="static", entity_keys=["user_id"], features=[FeatureSchema("v", "INT")])
+STATIC_OP = st.one_of(
+    st.tuples(st.sampled_from(["append", "merge", "overwrite"]), st.lists(ROW, min_size=1, max_size=4)),
+    SYNC,
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=ROWS, ops=st.lists(STATIC_OP, max_size=6), on_write=st.booleans())
+def test_groups_without_event_time_keep_the_last_written_row(
+    backend: tuple[str, RedisServer | None], first: list[Any], ops: list[tuple[Any, ...]], on_write: bool
+) -> None:
+    kind, server = backend
+    with tempfile.TemporaryDirectory() as path:
+        store, _ = make(kind, path, server, created=False, on_write=on_write)
+        store.register_features(STATIC)
+
+        def write(mode: str, rows: list[Any]) -> None:
+            frame = pl.DataFrame(
+                {"user_id": [r[0] for r in rows], "v": [r[3] for r in rows]},
+                schema={"user_id": pl.Int64, "v": pl.Int32},
+            )
+            store.write_features("static", frame, mode=mode)
+
+        def latest() -> list[int | None]:  # the oracle: the row with the greatest _tauro_seq
+            rows = store.scan_group("static", columns=["user_id", "v", SEQ_COLUMN]).collect().to_dicts()
+            best = {r["user_id"]: r for r in sorted(rows, key=lambda r: r[SEQ_COLUMN])}
+            return [best[e]["v"] if e in best else None for e in ENTITIES]
+
+        def read() -> list[int | None]:
+            frame = store.get_online_features(["static.v"], {"user_id": ENTITIES})
+            assert isinstance(frame, pl.DataFrame)
+            return frame.get_column("v").to_list()
+
+        write("append", first)
+        store.materialize_online("static")
+        for op in ops:
+            if op[0] == "sync":
+                store.materialize_online("static", full=op[1])
+            else:
+                write(*op)
+            if on_write or op[0] == "sync":
+                assert read() == latest(), op
+        store.materialize_online("static")
+        assert read() == latest()
+        store.online.close()
+
+
 def test_a_backfill_that_removed_the_newest_row_converges(tmp_path: Any, redis_server: RedisServer) -> None:
     """The issue's case, spelled out: a full resync replaces values that no longer exist offline."""
     store, schema = make("redis", str(tmp_path), redis_server, created=False, on_write=False)
