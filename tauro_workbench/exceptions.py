@@ -18,12 +18,14 @@ fits, the error also subclasses it, so ``except KeyError`` or ``except ValueErro
     ├── OnlineStoreError                         the online store failed or is unreachable
     │   └── OnlineSyncError                      a sync failed or left entities out (has .report)
     ├── ConfigurationError (ValueError)          an option is unknown or has a bad value
+    │   ├── SpecError                            a YAML definition file is unreadable or invalid
     │   └── StoragePathError                     storage_path is a file, or not writable
     ├── PointInTimeError (ValueError)            a point-in-time request is malformed
     │   └── TableVersionUnavailableError         an as_of table version's files were vacuumed
     ├── DataSourceError (ValueError)             a data source is unknown or unreadable
     ├── RepositoryNotFoundError (FileNotFoundError) a read-only open of a folder holding no repo
     ├── DriftDetectedError                       a write was blocked by the drift gate
+    ├── PipelineError                            a pipeline node failed (the node is named)
     └── MissingExtraError (ImportError)          an optional dependency is not installed
 
 Warnings (shown in notebooks, never raised): ``FeatureStoreWarning (UserWarning)`` and its
@@ -58,10 +60,12 @@ __all__ = [
     "OnlineNotSyncedWarning",
     "OnlineStoreError",
     "OnlineSyncError",
+    "PipelineError",
     "PointInTimeError",
     "QueryTimeoutError",
     "RepositoryNotFoundError",
     "SchemaValidationError",
+    "SpecError",
     "StoragePathError",
     "TableVersionUnavailableError",
     "VirtualizationQueryError",
@@ -288,6 +292,33 @@ class StoragePathError(ConfigurationError):
         )
 
 
+class SpecError(ConfigurationError):
+    """A YAML definition file (schema, sources, views, pipeline) is unreadable or invalid.
+
+    Attributes:
+        file: The file concerned.
+        line: 1-based line of the offending key, when known.
+        key: Dotted path of the offending key (``features[2].data_type``), when known.
+        problem: What is wrong, without the location.
+    """
+
+    def __init__(
+        self,
+        file: str,
+        problem: str,
+        *,
+        line: int | None = None,
+        key: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.key = key
+        self.problem = problem
+        where = file if line is None else f"{file}:{line}"
+        super().__init__(f"{where}: {key + ': ' if key else ''}{problem}", hint=hint)
+
+
 class PointInTimeError(FeatureStoreException, ValueError):
     """A point-in-time request is malformed (e.g. missing entity keys or timestamp column)."""
 
@@ -343,6 +374,25 @@ class DriftDetectedError(FeatureStoreException):
     def __init__(self, message: str, *, report: Any = None) -> None:
         self.report = report
         super().__init__(message, hint='Inspect the report, or write with on_drift="warn".')
+
+
+class PipelineError(FeatureStoreException):
+    """A pipeline node failed; the nodes after it did not run.
+
+    Attributes:
+        pipeline: The pipeline's name.
+        node: The failed node's name.
+        completed: Names of the nodes that finished before it.
+    """
+
+    def __init__(self, pipeline: str, node: str, cause: str, *, completed: Sequence[str] = ()) -> None:
+        self.pipeline = pipeline
+        self.node = node
+        self.completed = list(completed)
+        super().__init__(
+            f"Pipeline {pipeline!r} stopped at node {node!r}: {cause}",
+            hint="Fix the node and run the pipeline again; finished writes are not repeated.",
+        )
 
 
 class FeatureStoreWarning(UserWarning):
