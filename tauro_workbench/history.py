@@ -134,8 +134,14 @@ def _find_committed(
         ).fetchone()
         if row is not None:
             return row  # type: ignore[no-any-return]
-    if table_id is None or table_version is None or details.get("committed") is False:
+    if table_version is None or details.get("committed") is False:
         return None
+    if table_id is None:  # a writer that does not know the table id (another engine's path):
+        # only a record that reconciliation made for this table version is the same commit
+        return conn.execute(  # type: ignore[no-any-return]
+            live.format("table_version = ? AND json_extract(details, '$.reconciled') = 1"),
+            (group, version, table_version),
+        ).fetchone()
     # records made before commits carried a table id (or by another engine's path) match by version
     return conn.execute(  # type: ignore[no-any-return]
         live.format(
@@ -171,7 +177,8 @@ class HistoryMixin:
         Idempotent for committed writes: when ``details`` holds a ``write_id``, or a ``table_id``
         (the Delta table's id) with ``table_version``, and a live record of the same group
         version already has that write id or that table commit, no row is added: the existing
-        record is returned (with keys of ``details`` it lacked merged in). The check and the
+        record is returned (with keys of ``details`` it lacked merged in). A ``table_version``
+        without a table id matches only a record that reconciliation made for that version. The check and the
         insert are one transaction, so a writer and a reconciliation racing to record the same
         commit (threads or processes) leave exactly one record. Records of deleted groups
         (``details["deleted_at"]``) and of writes that committed nothing

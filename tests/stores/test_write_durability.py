@@ -273,3 +273,19 @@ def test_a_writer_and_reconcilers_racing_leave_one_record_per_commit(tmp_path: P
     assert [p.wait(timeout=120) for p in procs] == [0] * 4
     records = FeatureStoreMetadata(tmp_path).list_writes("users")
     assert sorted(r.table_version for r in records) == list(range(1, 21))  # type: ignore[type-var]
+
+
+def test_a_writer_without_identity_completes_a_reconciled_record(tmp_path: Path) -> None:
+    from tauro_workbench.registry import FeatureStoreMetadata
+
+    metadata = FeatureStoreMetadata(tmp_path)
+    details = {"write_id": "w1", "table_id": "t", "reconciled": True}
+    reconciled = metadata.record_write("users", 1, mode="append", rows=3, table_version=4, details=details)
+    engine = metadata.record_write(
+        "users", 1, mode="append", rows=3, table_version=4, details={"engine": "spark"}
+    )
+    assert engine.id == reconciled.id and engine.details["engine"] == "spark" and engine.details["reconciled"]
+    plain = metadata.record_write(
+        "users", 1, mode="append", rows=3, table_version=5, details={"engine": "spark"}
+    )
+    assert plain.id != reconciled.id and len(metadata.list_writes("users")) == 2
