@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tauro_workbench.exceptions import CorruptOnlineValueWarning, SchemaValidationError
 from tauro_workbench.online.codec import ValueCodec
@@ -179,3 +182,34 @@ def test_through_the_store_one_bad_entity_does_not_fail_the_request(
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a healthy entity reads without any warning
         assert store.get_online_features(["age"], {"user_id": 1}) == {"age": 10}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    junk=st.one_of(
+        st.binary(max_size=60),
+        st.builds(lambda p, b: p + b, st.just(b"0" * 36), st.binary(max_size=30)),
+        st.builds(
+            lambda p, j: p + j.encode(),
+            st.from_regex(rb"\A[0-9]{36}\Z"),
+            st.lists(st.one_of(st.none(), st.integers(), st.text(max_size=3), st.floats()), max_size=4).map(
+                lambda v: json.dumps(v)
+            ),
+        ),
+    )
+)
+def test_no_stored_bytes_fail_a_batch_read(redis_server: RedisServer, junk: bytes) -> None:
+    """Whatever a key holds, healthy entities read intact and the batch never raises."""
+    store = make_store("redis", redis_server.url)
+    assert isinstance(store, RedisOnlineStore)
+    schema = user_schema()
+    store.write(schema, user_rows(schema, [(0, at(-1), 7, 0.5, "ok"), (2, at(-1), 9, 1.5, "fine")]))
+    corrupt(store, schema, 1, junk)
+    entities = [(0,), (1,), (2,)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CorruptOnlineValueWarning)
+        rows = store.read(schema, entities, ["age", "score", "city"])
+        columns = store.read_columns(schema, entities, ["age", "score", "city"])
+    assert rows[0] == (7, 0.5, "ok") and rows[2] == (9, 1.5, "fine")
+    assert [c[0] for c in columns] == [7, 0.5, "ok"] and [c[2] for c in columns] == [9, 1.5, "fine"]
+    assert [c.dtype for c in columns] == [pl.Int32, pl.Float64, pl.String]
