@@ -14,6 +14,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 from deltalake import DeltaTable
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tauro_workbench.exceptions import ConfigurationError, MetadataError, WriteNotRecordedError
 from tauro_workbench.stores.materialized import MaterializedFeatureStore
@@ -289,3 +291,36 @@ def test_a_writer_without_identity_completes_a_reconciled_record(tmp_path: Path)
         "users", 1, mode="append", rows=3, table_version=5, details={"engine": "spark"}
     )
     assert plain.id != reconciled.id and len(metadata.list_writes("users")) == 2
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    writes=st.lists(
+        st.tuples(st.sampled_from(["append", "merge", "overwrite"]), st.integers(1, 4), st.booleans()),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_reconciliation_rebuilds_exactly_the_lost_records(
+    make_store: StoreFactory, tmp_path_factory: pytest.TempPathFactory, writes: list[tuple[str, int, bool]]
+) -> None:
+    """Oracle: the writes made. Records lost after their commit (a crash) are rebuilt; none is doubled."""
+    store = make_store("delta", root=tmp_path_factory.mktemp("repo"))
+    store.register_features(users_schema())
+    for n, (mode, rows, lose) in enumerate(writes):
+        frame = users_frame([n * 10 + i for i in range(rows)], [0] * rows, [n] * rows)
+        record = store.write_features("users", frame, mode=mode, write_id=f"w{n}")
+        if lose:
+            store.metadata.database.run(
+                lambda c, i=record.id: c.execute("DELETE FROM writes WHERE id=?", (i,)), what="lose a record"
+            )
+    reopened = make_store("delta", root=store.config.storage_path)
+    history = reopened.list_writes("users")
+    assert [
+        (w.write_id, w.mode, w.rows, w.table_version)
+        for w in sorted(history, key=lambda w: w.table_version or 0)
+    ] == [(f"w{n}", mode, rows, n + 1) for n, (mode, rows, _) in enumerate(writes)]
+    assert [
+        bool(w.details.get("reconciled")) for w in sorted(history, key=lambda w: w.table_version or 0)
+    ] == [lose for _, _, lose in writes]
+    assert reopened.reconcile() == []
