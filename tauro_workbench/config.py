@@ -264,7 +264,9 @@ class DriftConfig(_Options):
         top_categories: Categories kept (with their counts) per categorical feature; the rest
             form one "other" bin for PSI.
         min_rows: Writes (or references) with fewer rows are profiled but not judged: their
-            report's verdict is ``"insufficient_data"``.
+            report's verdict is ``"insufficient_data"``. The default, 100, keeps PSI over the
+            default 10 bins from flagging sampling noise (about 10 rows a bin); set 0 to judge
+            every write.
     """
 
     enabled: bool = True
@@ -274,7 +276,7 @@ class DriftConfig(_Options):
     bins: int = Field(default=10, ge=2, le=100)
     sample_rows: int = Field(default=100_000, ge=1_000)
     top_categories: int = Field(default=20, ge=1, le=1_000)
-    min_rows: int = Field(default=0, ge=0)
+    min_rows: int = Field(default=100, ge=0)
 
     def thresholds_for(self, group: str, feature: str) -> DriftThresholds:
         """Return the thresholds that apply to ``group.feature``."""
@@ -368,6 +370,11 @@ class FeatureStoreConfig(_Options):
             raise ConfigurationError(f"Config file {str(file)!r} does not exist.")
         try:
             loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as err:
+            raise ConfigurationError(
+                f"Config file {str(file)!r} is not UTF-8 text (byte {err.start}: {err.reason}).",
+                hint="Save the file as UTF-8.",
+            ) from err
         except yaml.YAMLError as err:
             raise ConfigurationError(f"Config file {str(file)!r} is not valid YAML: {err}") from err
         if not isinstance(loaded, Mapping):

@@ -10,9 +10,11 @@ fits, the error also subclasses it, so ``except KeyError`` or ``except ValueErro
     ├── FeatureMaterializationError              a write to the offline store failed
     │   └── CommitConflictError                  other writers kept committing first (retries used up)
     ├── VirtualizationQueryError (ValueError)    a virtual-feature SQL query is invalid or failed
-    │   └── QueryTimeoutError (TimeoutError)     a query ran past query_timeout_seconds
+    │   ├── QueryTimeoutError (TimeoutError)     a query ran past query_timeout_seconds
+    │   └── SourceSchemaDriftError               a source's column changed type since the definition
     ├── MetadataError                            the registry could not be read or written
     │   ├── WriteNotRecordedError                data IS committed; its registry record is pending
+    │   ├── RegistryCorruptionError (ValueError) a registry row is not what the library wrote
     │   └── FeatureRegistryError                 a registration conflicts with the registry
     │       └── LineageCycleError (ValueError)   a lineage edge would close a cycle
     ├── OnlineStoreError                         the online store failed or is unreachable
@@ -63,8 +65,10 @@ __all__ = [
     "PipelineError",
     "PointInTimeError",
     "QueryTimeoutError",
+    "RegistryCorruptionError",
     "RepositoryNotFoundError",
     "SchemaValidationError",
+    "SourceSchemaDriftError",
     "SpecError",
     "StoragePathError",
     "TableVersionUnavailableError",
@@ -203,8 +207,55 @@ class QueryTimeoutError(VirtualizationQueryError, TimeoutError):
     """A query ran longer than ``query_timeout_seconds`` and was cancelled."""
 
 
+class SourceSchemaDriftError(VirtualizationQueryError):
+    """A virtual group's source changed since the group was defined, so its query no longer fits.
+
+    Attributes:
+        group: The virtual group.
+        changes: ``(where, old type, new type)`` per changed column; ``where`` is
+            ``source.column`` when the source's change is known, else the group's column.
+    """
+
+    def __init__(
+        self,
+        group: str,
+        changes: Sequence[tuple[str, str, str]],
+        *,
+        query: str | None = None,
+        cause: str | None = None,
+    ) -> None:
+        self.group = group
+        self.changes = list(changes)
+        listed = "; ".join(f"{where} was {old}, now {new}" for where, old, new in self.changes)
+        because = f" ({cause})" if cause else ""
+        super().__init__(
+            f"Virtual group {group!r} no longer fits its sources, which changed since it was defined: "
+            f"{listed}{because}.",
+            query=query,
+            hint="Re-define the virtual group (define_virtual_features) for the new types, "
+            "or cast the changed column back to its old type in the group's SQL (CAST(col AS type)).",
+        )
+
+
 class MetadataError(FeatureStoreException):
     """The metadata registry could not be read or written."""
+
+
+class RegistryCorruptionError(MetadataError, ValueError):
+    """A registry row cannot be decoded (edited by hand, truncated or written by another tool).
+
+    Attributes:
+        location: The registry file.
+        row: Which row (table and key) is damaged.
+    """
+
+    def __init__(self, location: str, row: str, problem: str) -> None:
+        self.location = location
+        self.row = row
+        super().__init__(
+            f"The registry {location!r} holds a damaged row ({row}): {problem}.",
+            hint="Restore registry.db from a backup, or delete that row and register or write it again.",
+        )
 
 
 class WriteNotRecordedError(MetadataError):
@@ -276,22 +327,6 @@ class ConfigurationError(FeatureStoreException, ValueError):
     """A configuration option is unknown or has an invalid value."""
 
 
-class StoragePathError(ConfigurationError):
-    """The storage path (or a folder under it) is a file, or cannot be written.
-
-    Attributes:
-        path: The path concerned.
-    """
-
-    def __init__(self, path: object, reason: str) -> None:
-        self.path = str(path)
-        super().__init__(
-            f"Cannot use {self.path!r} as feature store storage: {reason}.",
-            hint="Pass a storage_path that is a folder (or does not exist yet) which this process can "
-            "write, or fix the folder's permissions.",
-        )
-
-
 class SpecError(ConfigurationError):
     """A YAML definition file (schema, sources, views, pipeline) is unreadable or invalid.
 
@@ -317,6 +352,22 @@ class SpecError(ConfigurationError):
         self.problem = problem
         where = file if line is None else f"{file}:{line}"
         super().__init__(f"{where}: {key + ': ' if key else ''}{problem}", hint=hint)
+
+
+class StoragePathError(ConfigurationError):
+    """The storage path (or a folder under it) is a file, or cannot be written.
+
+    Attributes:
+        path: The path concerned.
+    """
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        super().__init__(
+            f"Cannot use {self.path!r} as feature store storage: {reason}.",
+            hint="Pass a storage_path that is a folder (or does not exist yet) which this process can "
+            "write, or fix the folder's permissions.",
+        )
 
 
 class PointInTimeError(FeatureStoreException, ValueError):

@@ -484,13 +484,21 @@ class FeatureGroupSchema:
     @classmethod
     def from_yaml(cls, source: str | Path) -> FeatureGroupSchema:
         """Read a schema from YAML text or a ``.yaml``/``.yml`` file path."""
-        text = (
-            Path(source).read_text(encoding="utf-8")
-            if isinstance(source, Path)
-            or (isinstance(source, str) and source.endswith((".yaml", ".yml")) and "\n" not in source)
-            else source
+        is_file = isinstance(source, Path) or (
+            isinstance(source, str) and source.endswith((".yaml", ".yml")) and "\n" not in source
         )
-        data = yaml.safe_load(text)
+        try:
+            text = Path(source).read_text(encoding="utf-8") if is_file else str(source)
+            data = yaml.safe_load(text)
+        except UnicodeDecodeError as err:
+            raise SchemaValidationError(
+                f"feature group YAML {str(source)!r} is not UTF-8 text (byte {err.start}: {err.reason}); "
+                "save it as UTF-8"
+            ) from err
+        except OSError as err:
+            raise SchemaValidationError(f"cannot read feature group YAML {str(source)!r}: {err}") from err
+        except yaml.YAMLError as err:
+            raise SchemaValidationError(f"feature group YAML {str(source)[:80]!r} is not valid YAML: {err}") from err
         if not isinstance(data, Mapping):
             raise SchemaValidationError("a feature group YAML document must be a mapping")
         return cls.from_dict(data)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,6 +46,7 @@ from tauro_workbench.exceptions import (
     FeatureMaterializationError,
     FeatureNotFoundError,
     FeatureStoreException,
+    FeatureStoreWarning,
     MetadataError,
     StoragePathError,
     WriteNotRecordedError,
@@ -203,8 +205,26 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
                 hint="Read it through a VirtualizedFeatureStore, or materialize it first with "
                 "VirtualizedFeatureStore.materialize(group, target=this_store).",
             )
+        self._warn_if_older_version_has_data(schema)
         types = {c: schema.polars_schema().get(c, pl.Int64()) for c in schema.columns}
         return pl.LazyFrame(schema={**types, SEQ_COLUMN: pl.Int64()})
+
+    def _warn_if_older_version_has_data(self, schema: FeatureGroupSchema) -> None:
+        """Warn when a read of an empty group version would hide the data of an older version."""
+        older = [
+            v
+            for v in self.metadata.list_versions(schema.name)
+            if v < schema.version and self._table(self.metadata.get_feature_group(schema.name, v)).exists()
+        ]
+        if older:
+            warnings.warn(
+                f"Feature group {schema.name!r} v{schema.version} has no data yet, so this read "
+                f"returns nulls, while v{max(older)} has data. Write or backfill v{schema.version} "
+                f"(e.g. store.write_features({schema.name!r}, frame)), or read v{max(older)} by "
+                "registering requests against that version.",
+                FeatureStoreWarning,
+                stacklevel=3,
+            )
 
     def _versions(self, schemas: Mapping[str, FeatureGroupSchema], as_of: AsOfArg) -> dict[str, int | None]:
         versions: dict[str, int | None] = {}
