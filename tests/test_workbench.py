@@ -372,3 +372,19 @@ def test_health_of_a_working_redis_is_healthy(tmp_path: Path, redis_server: Any)
             and report.details == {}
             and set(report.checks) == {"registry", "storage", "executor", "online"}
         )
+
+
+def test_infer_schema_reads_only_the_schema_of_parquet_delta_and_csv_files(tmp_path: Path) -> None:
+    from deltalake import write_deltalake
+
+    from tauro_workbench import infer_schema
+
+    frame = _spend_rows()
+    frame.write_parquet(tmp_path / "s.parquet")
+    frame.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%S")).write_csv(tmp_path / "s.csv")
+    write_deltalake(str(tmp_path / "delta"), frame.to_arrow())
+    for location in (tmp_path / "s.parquet", tmp_path / "delta"):
+        schema = infer_schema(location, "spend", ["user_id"], "ts")
+        assert [(f.name, str(f.spec)) for f in schema.features] == [("amount", "DOUBLE")]
+    from_csv = infer_schema(tmp_path / "s.csv", "spend", ["user_id"], None, features=["amount"])
+    assert from_csv.feature_names == ["amount"] and from_csv.timestamp_key is None
