@@ -41,7 +41,9 @@ def test_jupyter_quickstart_html_displays_render_offline(
     assert "promoted" in page.locator(".tauro-promotion").inner_text()
     assert "user_purchases_daily" in page.locator(".tauro-training-set").inner_text()
     chart = page.locator(".jp-RenderedSVG svg, .jp-RenderedSVG img, img[src^='data:image/svg+xml']").first
-    assert chart.evaluate("e => e.tagName === 'svg' || (e.complete && e.naturalWidth > 100)")  # vl-convert chart
+    assert chart.evaluate(
+        "e => e.tagName === 'svg' || (e.complete && e.naturalWidth > 100)"
+    )  # vl-convert chart
     cell = page.locator(".tauro-registry table.tauro-table td").first
     padding = cell.evaluate("e => getComputedStyle(e).paddingLeft")
     assert padding == "12px"  # our padding wins over the notebook stylesheet

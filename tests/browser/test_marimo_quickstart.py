@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import OfflinePage, free_port, wait_healthy
 
@@ -72,7 +73,7 @@ def test_marimo_quickstart_renders_displays_charts_and_a_clickable_browser(
     )
 
     page.locator(".vega-embed svg, .vega-embed canvas").first.wait_for(timeout=TIMEOUT_MS)
-    page.wait_for_function("() => document.querySelectorAll('.vega-embed').length >= 2", timeout=TIMEOUT_MS)
+    page.locator(".vega-embed").nth(1).wait_for(timeout=TIMEOUT_MS)  # wb.drift's chart and feature_over_time
     assert "txn_amount_mean" in page.locator(".tauro-drift-report").first.inner_text()
 
     group = page.locator('.tauro-browser .tw-group[data-group="user_txn_daily"]')
@@ -81,11 +82,7 @@ def test_marimo_quickstart_renders_displays_charts_and_a_clickable_browser(
     group.click()
     title = page.locator(".tauro-browser .tw-detail .tw-title")
     title.wait_for(timeout=30_000)
-    page.wait_for_function(
-        "() => document.querySelector('.tauro-browser .tw-title')?.textContent === 'user_txn_daily'"
-        " || [...document.querySelectorAll('*')].some(e => e.shadowRoot?.querySelector('.tw-title')?.textContent === 'user_txn_daily')",
-        timeout=30_000,
-    )
+    expect(title).to_have_text("user_txn_daily", timeout=30_000)
     detail = page.locator(".tauro-browser .tw-detail").first.inner_text()
     assert "txn_amount_mean" in detail and "day_end" in detail and "drift" in detail
     assert page.locator(".tauro-browser .tw-detail .tw-lineage svg").count() == 1
@@ -93,6 +90,14 @@ def test_marimo_quickstart_renders_displays_charts_and_a_clickable_browser(
         page.locator(".tauro-browser .tw-group.tw-selected").first.get_attribute("data-group")
         == "user_txn_daily"
     )
+
+    page.locator('.tauro-browser button[data-action="preview"]').click()  # runs in the kernel
+    result = page.locator(".tauro-browser .tw-result.tw-ok")
+    result.wait_for(timeout=30_000)
+    assert "rows of user_txn_daily" in result.inner_text() and result.locator("tbody tr").count() == 10
+
+    cell = page.locator(".tauro-registry table.tauro-table td").first
+    assert cell.evaluate("e => getComputedStyle(e).paddingLeft") == "12px"  # readable in marimo too
 
     shot = screenshot_dir / "marimo_quickstart.png"
     page.screenshot(path=str(shot), full_page=True)
