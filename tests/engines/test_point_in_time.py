@@ -260,6 +260,20 @@ def test_ties_go_to_the_greatest_created_time_then_write_sequence(pit_runner: Pi
     assert got["v"].to_list() == [3.0, 6.0]
 
 
+def test_a_rare_tie_among_many_rows_goes_to_the_greatest_created_time(pit_runner: PitRunner) -> None:
+    # One tie among 40 rows: the engines read the tie-breakers of just those rows.
+    rows = [
+        {"k": i % 4, "event_time": hours(i), "created": hours(i), "_tauro_seq": i, "v": float(i)}
+        for i in range(40)
+    ]
+    rows.append({"k": 1, "event_time": hours(21), "created": hours(22), "_tauro_seq": 0, "v": -1.0})
+    entity, features = _frames(rows, [{"k": k, "ts": hours(t)} for k in range(4) for t in (21, 22, 39)])
+    spec = _spec(tie_breakers=("created", "_tauro_seq"), ttl=timedelta(hours=6))
+    got = pit_runner.join(entity, features, spec)
+    assert_matches(pit_runner, got, oracle_point_in_time(entity, features, spec))
+    assert got["v"].to_list()[3] == -1.0
+
+
 def test_ttl_window_is_closed_at_both_ends(pit_runner: PitRunner) -> None:
     t, ttl, us = hours(10), timedelta(hours=3), timedelta(microseconds=1)
     cases = {  # feature event time -> expected value at entity time t
