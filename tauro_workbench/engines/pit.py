@@ -8,11 +8,14 @@ are equal, by the later row of the feature frame. Exactly one output row per inp
 order, every input column unchanged; no match gives nulls, and so do null keys or a null entity
 time. Times are compared in UTC; naive datetimes and dates are taken as UTC.
 
-How it runs: a narrow as-of match over (keys, event time, tie-breakers, row position) picks the
-winning feature row per entity row, then only the winning rows' feature columns are fetched in
-one streaming pass and placed by position. Wide feature columns are never sorted or held in
-full, which keeps a 1M x 10M join under 1 GB. The match runs in Polars (``join_asof``) or DuckDB
-(``ASOF JOIN``); the Spark version lives in :mod:`tauro_workbench.engines.pit_spark`.
+How it runs: a narrow match over (keys, event time, row position) picks the winning feature
+row per entity row, then only the winning rows' feature columns are fetched in one streaming
+pass and placed by position. Wide feature columns are never sorted or held in full, which keeps
+a 1M x 10M join under 1 GB. Tie-breakers are read only for rows that share both key and event
+time with another row. On Polars, a single integer key is packed with the event time into one
+Int64 (sorted once, then binary-searched per entity row); other keys use ``join_asof``. On
+DuckDB the match is one ``ASOF JOIN``; the Spark version lives in
+:mod:`tauro_workbench.engines.pit_spark`.
 """
 
 from __future__ import annotations

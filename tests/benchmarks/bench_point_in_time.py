@@ -346,3 +346,42 @@ def run(scale: str) -> list[Measurement]:
             for created in (False, True):
                 rows.append(run_case(size, shape, created, repeat=repeat))
     return rows
+
+
+_COLUMNS = ("polars_join_asof", "polars_range_join", "duckdb_asof_join", "duckdb_range_join")
+
+
+def markdown(rows: list[Measurement] | list[dict[str, Any]]) -> str:
+    """Return the README table: every case, seconds and peak MB of ours and each baseline."""
+
+    def cell(extra: dict[str, Any], method: str) -> str:
+        seconds = extra["seconds"].get(method)
+        if seconds is None:
+            return "skipped" if method in extra["not_measured"] else "-"
+        return f"{seconds:.3f} s / {extra['peak_mb'][method]:.0f} MB"
+
+    lines = [
+        "| size | shape | created time | ours | ratio | ours (DuckDB match) | Polars join_asof "
+        "| Polars range join | DuckDB ASOF | DuckDB range join | peak <= fastest's |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|:-:|",
+    ]
+    for row in rows:
+        data = row.to_dict() if isinstance(row, Measurement) else row
+        extra = data["extra"]
+        ratio = "-" if data["ratio"] is None else f"{data['ratio']:.2f}x"
+        fastest = "" if data["best_baseline"] is None else f" (vs {data['best_baseline'][0]})"
+        ok = {True: "yes", False: "no", None: "-"}[extra["peak_ok"]]
+        lines.append(
+            f"| {extra['size']} | {extra['shape']} | {'yes' if extra['created_time'] else 'no'} "
+            f"| {cell(extra, 'ours')} | {ratio}{fastest} | {cell(extra, 'ours_duckdb')} | "
+            + " | ".join(cell(extra, m) for m in _COLUMNS)
+            + f" | {ok} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import json
+
+    saved = Path(__file__).resolve().parent / "results" / "bench_point_in_time.json"
+    print(markdown(json.loads(saved.read_text())))

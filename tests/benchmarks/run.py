@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps([r.to_dict() for r in rows], indent=2, default=str)
         )
         print(format_table(rows), flush=True)
+        module = sys.modules[name]
+        if hasattr(module, "markdown"):  # a module's own, more detailed table
+            print(module.markdown(rows), flush=True)
     # latest.json gathers the newest result of every benchmark module, not only those run now
     gathered = [
         row for path in sorted(results_dir.glob("bench_*.json")) for row in json.loads(path.read_text())
