@@ -50,7 +50,8 @@ if TYPE_CHECKING:
     from tauro_workbench.stores.promotion import PromotionResult
     from tauro_workbench.stores.routing import Route
     from tauro_workbench.stores.virtualized import VirtualizedFeatureStore
-    from tauro_workbench.workbench import Preview, TrainingSet, Workbench
+    from tauro_workbench.results import Preview, TrainingSet
+    from tauro_workbench.workbench import Workbench
 
 logger.disable("tauro_workbench")
 
@@ -80,8 +81,8 @@ _LAZY: dict[str, str] = {
     "EventBus": "tauro_workbench.monitoring.events",
     "DriftReport": "tauro_workbench.monitoring.drift",
     "Workbench": "tauro_workbench.workbench",
-    "Preview": "tauro_workbench.workbench",
-    "TrainingSet": "tauro_workbench.workbench",
+    "Preview": "tauro_workbench.results",
+    "TrainingSet": "tauro_workbench.results",
     "FeatureView": "tauro_workbench.feature_view",
     "infer_schema": "tauro_workbench.schema_inference",
     "HybridFeatureStore": "tauro_workbench.stores.hybrid",
