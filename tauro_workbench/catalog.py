@@ -273,7 +273,7 @@ class Catalog:
         return {
             "name": name,
             "version": schema.version,
-            "kind": "virtual" if virtual else "materialized",
+            "kind": ("virtual + materialized" if writes else "virtual") if virtual else "materialized",
             "features": len(schema.features),
             "rows": rows,
             "last_write": writes[-1].written_at.strftime("%Y-%m-%d %H:%M:%S UTC") if writes else None,

@@ -98,6 +98,7 @@ def test_preview_and_promote_run_in_the_kernel_and_report_back(workbench: Workbe
     assert promoted["ok"] and "3" in promoted["message"]
     entry = next(g for g in catalog.state["groups"] if g["name"] == "user_purchases_daily")
     assert entry["rows"] == 3 and catalog.state["detail"]["writes"][0]["rows"] == 3
+    assert entry["kind"] == "virtual + materialized"
     assert any(n in catalog.state["detail"]["lineage_svg"] for n in ("write #", "promote"))
     assert workbench.history("user_purchases_daily")[-1].rows == 3
     again = catalog.promote(to="materialized")
