@@ -52,3 +52,4 @@ def test_jupyter_quickstart_html_displays_render_offline(
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     assert offline_page.blocked == [], f"requests left loopback: {offline_page.blocked}"
+    assert offline_page.errors == [], f"page errors: {offline_page.errors}"

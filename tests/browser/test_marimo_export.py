@@ -45,6 +45,7 @@ def test_exported_drift_notebook_renders_offline(
         server.terminate()
         server.wait(timeout=10)
     assert offline_page.blocked == [], f"requests left loopback: {offline_page.blocked}"
+    assert offline_page.errors == [], f"page errors: {offline_page.errors}"
 
 
 def test_a_failing_export_raises_with_marimo_output(tmp_path: Path) -> None:

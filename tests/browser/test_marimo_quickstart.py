@@ -105,3 +105,4 @@ def test_marimo_quickstart_renders_displays_charts_and_a_clickable_browser(
     page.locator(".tauro-browser").first.screenshot(path=str(widget))
     assert shot.stat().st_size > 10_000 and widget.stat().st_size > 10_000
     assert offline_page.blocked == [], f"requests left loopback: {offline_page.blocked}"
+    assert offline_page.errors == [], f"page errors: {offline_page.errors}"
