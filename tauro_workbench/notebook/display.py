@@ -6,7 +6,7 @@ object's stdlib HTML display if a chart cannot be built.
 
 Example:
     >>> report = wb.drift("user_txn_daily")   # doctest: +SKIP
-    >>> report                                # in marimo: verdict table + Altair chart
+    >>> drift_view(report)                    # doctest: +SKIP
 """
 
 from __future__ import annotations
