@@ -51,6 +51,7 @@ _SOURCE_KIND = "source"
 _SYNC_KIND = "online_sync"
 _VIEW_KINDS = ("feature_view",)
 _WRITES_SHOWN = 3
+_TOOLTIP_FACTS = ("table_version", "written_at", "status", "updated_at")
 _NODE_W, _NODE_H, _COL_GAP, _ROW_GAP, _MARGIN = 170, 34, 60, 12, 16
 
 
@@ -469,6 +470,9 @@ def _svg(graph: LineageGraph) -> str:
         detail = n.detail if len(n.detail) <= 28 else n.detail[:27] + "\u2026"
         sep = " \u00b7 "
         tip = f"{n.kind}: {n.label}" + (f" ({n.detail})" if n.detail else "")
+        facts = [f"{k}={v}" for k, v in n.info.items() if k in _TOOLTIP_FACTS and v is not None]
+        if facts:
+            tip += "; " + ", ".join(facts)
         out.append(
             f'<g class="tauro-node tauro-node-{esc(n.kind)}" data-id="{esc(n.id)}"><title>{esc(tip)}</title>'
             f'<rect x="{x:.0f}" y="{y:.0f}" width="{_NODE_W}" height="{_NODE_H}" rx="6" fill="{colour}"{stroke}/>'
