@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 import uuid
@@ -91,7 +90,9 @@ def _resolve_config(path_or_config: Any) -> FeatureStoreConfig:
     file = root / CONFIG_FILE
     if file.is_file():
         options = FeatureStoreConfig.from_yaml(file, env=False).model_dump(exclude_unset=True)
-    return FeatureStoreConfig.from_dict({**_WORKBENCH_DEFAULTS, **options, "storage_path": str(root)})
+    # The folder named wins over TAURO_FS_STORAGE_PATH (env still sets every other option).
+    config = FeatureStoreConfig.from_dict({**_WORKBENCH_DEFAULTS, **options})
+    return config.with_options(storage_path=str(root))
 
 
 class Workbench:
@@ -135,9 +136,6 @@ class Workbench:
         executor = create_executor(config, sources=SourceRegistry(self.metadata), spark=spark)
         self.virtual = VirtualizedFeatureStore(
             query_executor=executor, config=config, metadata=self.metadata, events=self.events
-        )
-        self._write_id_supported = (
-            "write_id" in inspect.signature(self.materialized.write_features).parameters
         )
 
     @classmethod
@@ -294,9 +292,7 @@ class Workbench:
         Example:
             >>> wb.write("users", df, write_id="2024-06-01")  # doctest: +SKIP
         """
-        return self.materialized.write_features(
-            group, data, mode, on_drift=on_drift, **self._write_id(write_id)
-        )
+        return self.materialized.write_features(group, data, mode, on_drift=on_drift, write_id=write_id)
 
     def backfill(
         self,
@@ -312,17 +308,7 @@ class Workbench:
         Example:
             >>> wb.backfill("users", history, start="2024-01-01", end="2024-02-01")  # doctest: +SKIP
         """
-        extra = self._write_id(write_id)
-        if extra and "write_id" not in inspect.signature(self.materialized.backfill).parameters:
-            raise ConfigurationError("this version's backfill does not take a write_id yet")
-        return self.materialized.backfill(group, data, start=start, end=end, **extra)
-
-    def _write_id(self, write_id: str | None) -> dict[str, Any]:
-        if write_id is None:
-            return {}
-        if not self._write_id_supported:
-            raise ConfigurationError("this version's write_features does not take a write_id yet")
-        return {"write_id": write_id}
+        return self.materialized.backfill(group, data, start=start, end=end, write_id=write_id)
 
     def promote(
         self, group: str, *, to: Literal["materialized", "online"] = "materialized"

@@ -108,6 +108,16 @@ def test_default_repo_is_feature_repo_in_the_working_directory(
         assert again.groups() == []
 
 
+def test_the_folder_named_wins_over_the_storage_path_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TAURO_FS_STORAGE_PATH", str(tmp_path / "from_env"))
+    monkeypatch.setenv("TAURO_FS_MODE", "materialized")
+    with Workbench(tmp_path / "named") as bench:
+        assert bench.path == tmp_path / "named" and bench.config.mode.value == "materialized"
+    assert (tmp_path / "named" / "registry.db").is_file() and not (tmp_path / "from_env").exists()
+
+
 def test_read_only_open_of_a_missing_repo_fails_and_creates_nothing(tmp_path: Path) -> None:
     target = tmp_path / "nothing_here"
     with pytest.raises(RepositoryNotFoundError, match="nothing_here") as info:
