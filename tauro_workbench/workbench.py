@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
-from tauro_workbench.config import DEFAULT_REPO, FeatureStoreConfig, FeatureStoreMode
+from tauro_workbench.config import FeatureStoreConfig, FeatureStoreMode
 from tauro_workbench.engines import create_executor
 from tauro_workbench.exceptions import ConfigurationError, RepositoryNotFoundError
 from tauro_workbench.feature_view import FeatureView, get_feature_view, save_feature_view
@@ -153,7 +153,7 @@ class Workbench:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None) -> Workbench:
-        """Open an existing repo (default ``./feature_repo``) without creating anything.
+        """Open an existing repo (default ``$TAURO_FS_STORAGE_PATH``, else ``./feature_repo``), creating nothing.
 
         Raises:
             RepositoryNotFoundError: If the folder holds no repo.
@@ -163,7 +163,7 @@ class Workbench:
             Traceback (most recent call last):
             RepositoryNotFoundError: No feature repository at 'no_such_repo' ...
         """
-        return cls(path if path is not None else DEFAULT_REPO, create=False)
+        return cls(path, create=False)
 
     # -- the stores ------------------------------------------------------------------------
     @cached_property

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import re
 import sys
 import traceback
@@ -29,7 +28,6 @@ from loguru import logger
 from tauro_workbench import __version__
 from tauro_workbench.cli import commands
 from tauro_workbench.cli.output import FORMATS, Output, UsageError
-from tauro_workbench.config import ENV_PREFIX
 from tauro_workbench.exceptions import (
     FeatureGroupNotFoundError,
     FeatureStoreException,
@@ -39,8 +37,6 @@ from tauro_workbench.exceptions import (
 )
 
 __all__ = ["main"]
-
-STORAGE_ENV = f"{ENV_PREFIX}STORAGE_PATH"
 
 
 # -- arguments ----------------------------------------------------------------------------
@@ -184,8 +180,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             setattr(args, name, default)
     out = Output(as_json=args.json, quiet=args.quiet)
     sink = _start_logging(args.verbose, args.quiet or args.json)
-    # --repo wins over $TAURO_FS_STORAGE_PATH (the config would otherwise let the variable win)
-    saved = os.environ.pop(STORAGE_ENV, None) if args.repo is not None else None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -203,8 +197,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(out, args, err, 1)
     finally:
         _stop_logging(sink)
-        if saved is not None:
-            os.environ[STORAGE_ENV] = saved
 
 
 def _fail(out: Output, args: argparse.Namespace, err: BaseException, code: int) -> int:
