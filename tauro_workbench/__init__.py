@@ -35,7 +35,9 @@ if TYPE_CHECKING:
     from tauro_workbench.engines.base import QueryExecutor, QueryResult
     from tauro_workbench.engines.duckdb import DuckDBQueryExecutor
     from tauro_workbench.engines.spark import SparkQueryExecutor
+    from tauro_workbench.catalog import Catalog
     from tauro_workbench.feature_view import FeatureView
+    from tauro_workbench.lineage_graph import LineageGraph
     from tauro_workbench.monitoring.drift import DriftReport
     from tauro_workbench.monitoring.events import EventBus
     from tauro_workbench.online.base import OnlineStore
@@ -88,10 +90,13 @@ _LAZY: dict[str, str] = {
     "HybridFeatureStore": "tauro_workbench.stores.hybrid",
     "PromotionResult": "tauro_workbench.stores.promotion",
     "Route": "tauro_workbench.stores.routing",
+    "LineageGraph": "tauro_workbench.lineage_graph",
+    "Catalog": "tauro_workbench.catalog",
 }
 
 __all__ = [
     "BaseFeatureStore",
+    "Catalog",
     "ConfigurationError",
     "DataType",
     "DriftReport",
@@ -112,6 +117,7 @@ __all__ = [
     "HealthReport",
     "HybridFeatureStore",
     "InMemoryOnlineStore",
+    "LineageGraph",
     "MaterializedFeatureStore",
     "MetadataError",
     "OnlineStore",

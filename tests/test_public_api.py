@@ -10,6 +10,7 @@ import tauro_workbench
 
 EXPECTED = [
     "BaseFeatureStore",
+    "Catalog",
     "ConfigurationError",
     "DataType",
     "DriftReport",
@@ -30,6 +31,7 @@ EXPECTED = [
     "HealthReport",
     "HybridFeatureStore",
     "InMemoryOnlineStore",
+    "LineageGraph",
     "MaterializedFeatureStore",
     "MetadataError",
     "OnlineStore",
