@@ -490,11 +490,12 @@ class RedisOnlineStore:
         for _ in range(3):
             prefix = tag + generation
             keys = [pointer, *(prefix + n for n in names)]
+
+            def fetch(keys: list[str] = keys) -> Any:
+                return self.client.mget(keys)
+
             # The client runs without decode_responses: values are bytes (or None).
-            values = cast(
-                "list[bytes | None]",
-                self._call(lambda keys=keys: self.client.mget(keys), f"read {schema.name}"),
-            )
+            values = cast("list[bytes | None]", self._call(fetch, f"read {schema.name}"))
             current = "" if values[0] is None else values[0].decode()
             if current == generation:
                 break

@@ -119,10 +119,10 @@ def run_pipeline(
     started = time.perf_counter()
     done: list[NodeRun] = []
     for node in spec.order():
-        inputs = [adapter.execution_outputs[name] for name in node.data_inputs]
+        frames = [adapter.execution_outputs[name] for name in node.data_inputs]
         node_started = time.perf_counter()
         try:
-            outcome = adapter.execute(node, inputs)
+            outcome = adapter.execute(node, frames)
         except Exception as err:
             seconds = time.perf_counter() - node_started
             failed = NodeRun(node.name, node.type, "failed", None, seconds, _reason(err))
