@@ -51,6 +51,7 @@ from tauro_workbench.exceptions import (
 )
 from tauro_workbench.monitoring.events import SyncFailed
 from tauro_workbench.online import OnlineStore, WriteResult, create_online_store
+from tauro_workbench.online.memory import InMemoryOnlineStore
 from tauro_workbench.registry import WriteRecord
 from tauro_workbench.retrieval import plan_read
 from tauro_workbench.schema import FeatureGroupSchema
@@ -244,11 +245,15 @@ class OnlineServingMixin:
         seen.add(key)  # warn once
         name = schema.name
         synced_before = self.metadata.find_document(SYNC_DOCUMENT, name) is not None
-        what = (
-            "was synced, but its online copy is gone (a Redis flush or restart?)"
-            if synced_before
-            else "was never synced to the online store"
-        )
+        if synced_before and isinstance(self.online, InMemoryOnlineStore):
+            what = (
+                "was synced by another process, but the in-memory online store lives in one process "
+                "(use online_store: {type: redis} to serve across processes)"
+            )
+        elif synced_before:
+            what = "was synced, but its online copy is gone (a Redis flush or restart?)"
+        else:
+            what = "was never synced to the online store"
         warnings.warn(
             f"Feature group {name!r} v{schema.version} {what}, so its online features read as null. "
             f"Run promote({name!r}, to='online') or materialize_online({name!r}).",

@@ -148,3 +148,12 @@ def test_a_lost_online_copy_warns_differently(tmp_path: Path, redis_server: Redi
         assert store.get_online_features(["age"], {"user_id": 1}) == {"age": None}
     assert store.materialize_online("user").full
     assert store.get_online_features(["age"], {"user_id": 1}) == {"age": 1}
+
+
+def test_an_in_memory_copy_synced_by_another_process_says_it_lives_in_one_process(tmp_path: Path) -> None:
+    writer = make_store(tmp_path, {"type": "memory"})
+    writer.write_features("user", users([1]))
+    writer.promote("user", to="online")
+    reader = make_store(tmp_path, {"type": "memory"})  # what a second process (the CLI) gets
+    with pytest.warns(OnlineNotSyncedWarning, match=r"in-memory online store lives in one process.*redis"):
+        assert reader.get_online_features(["age"], {"user_id": 1}) == {"age": None}
