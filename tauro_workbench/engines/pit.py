@@ -438,7 +438,7 @@ def _drop_tie_losers(
     where = tied.arg_true()
     runs = pl.DataFrame([where.alias(POS), packed.gather(where).alias(TIME), locs.gather(where)])
     if spec.tie_breakers:
-        many = runs.height * 16 > packed.len()
+        many = runs.height * 64 > packed.len()
         runs = runs.hstack(_tie_breakers(features, spec, runs[LOC], many=many).get_columns())
     runs = runs.sort([TIME, *spec.tie_breakers, LOC], nulls_last=False)
     losers = runs.filter(pl.col(TIME) == pl.col(TIME).shift(-1))[POS]
