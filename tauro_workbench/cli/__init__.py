@@ -35,6 +35,7 @@ from tauro_workbench.exceptions import (
     RepositoryNotFoundError,
     SpecError,
 )
+from tauro_workbench.progress import enable_progress
 
 __all__ = ["main"]
 
@@ -180,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             setattr(args, name, default)
     out = Output(as_json=args.json, quiet=args.quiet)
     sink = _start_logging(args.verbose, args.quiet or args.json)
+    bars = sys.stderr.isatty() and not (args.quiet or args.json)
+    enable_progress(bars)  # long library work (backfills, large syncs) draws only for a terminal
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -197,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(out, args, err, 1)
     finally:
         _stop_logging(sink)
+        enable_progress(False)
 
 
 def _fail(out: Output, args: argparse.Namespace, err: BaseException, code: int) -> int:

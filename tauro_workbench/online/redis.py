@@ -61,6 +61,7 @@ from tauro_workbench.online.codec import (
     latest_per_entity,
 )
 from tauro_workbench.online.redis_url import URL_FORM, check_url, redact
+from tauro_workbench.progress import progress_enabled
 from tauro_workbench.retry import RetryPolicy
 from tauro_workbench.schema import FeatureGroupSchema
 
@@ -363,7 +364,7 @@ class RedisOnlineStore:
         state = {"next": 0, "applied": 0}
         group = schema.name
         bar = None
-        if progress and len(starts) > 1:
+        if progress and progress_enabled() and len(starts) > 1:  # large, and a client asked for bars
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(starts), desc=f"online sync {group}", unit="batch")

@@ -2,9 +2,10 @@
 
 A backfill replaces exactly the ``[start, end)`` window of a group's event time. Its source is a
 frame (only its rows inside the window are used) or a callable ``source(chunk_start, chunk_end)``
-returning the rows of one chunk. Long windows are processed in day or month chunks with a tqdm
-progress bar; every chunk is validated, and the store then commits all of them in one
-transaction, so a failed chunk writes nothing.
+returning the rows of one chunk. Long windows are processed in day or month chunks (with a
+progress bar once :func:`~tauro_workbench.progress.enable_progress` is on); every chunk is
+validated, and the store then commits all of them in one transaction, so a failed chunk writes
+nothing.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Literal
 
 import polars as pl
 from loguru import logger
-from tqdm.auto import tqdm
 
 from tauro_workbench.exceptions import PointInTimeError, SchemaValidationError
 from tauro_workbench.frames import FrameLike, to_lazyframe, to_utc, utc_datetime_expr
+from tauro_workbench.progress import progress_bar
 from tauro_workbench.schema import FeatureGroupSchema
 
 __all__ = ["ChunkBy", "Source", "load_window", "plan_chunks"]
@@ -79,9 +80,7 @@ def load_window(
     chunks = plan_chunks(lo, hi, chunk_by=chunk_by)
     frame = None if callable(source) else to_lazyframe(source)
     parts: list[pl.DataFrame] = []
-    for chunk_start, chunk_end in tqdm(
-        chunks, desc=f"backfill {schema.name}", unit="chunk", disable=len(chunks) < 2
-    ):
+    for chunk_start, chunk_end in progress_bar(chunks, desc=f"backfill {schema.name}", unit="chunk"):
         rows = frame if frame is not None else to_lazyframe(source(chunk_start, chunk_end))  # type: ignore[operator]
         dtype = rows.collect_schema().get(column)
         if dtype is None:
