@@ -139,11 +139,12 @@ class DataSource:
             )
         return found
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, files: list[str] | None = None) -> str:
         """Return a cheap token that changes whenever the source's data changes.
 
-        Files: their paths, sizes and mtimes. Delta: the log folder's listing (a commit adds a
-        file). Frames: the object's identity and registration time.
+        Files: their paths, sizes and mtimes (``files``: the result of :meth:`files`, when the
+        caller has it already). Delta: the log folder's listing (a commit adds a file).
+        Frames: the object's identity and registration time.
         """
         if self.format == "frame":
             return f"frame:{id(self.frame)}:{self.registered_at.timestamp()}"
@@ -157,7 +158,7 @@ class DataSource:
                     f"Source {self.name!r}: {self.location!r} is not a Delta table."
                 ) from err
             return f"delta:{len(entries)}:{entries[-1] if entries else ''}"
-        stats = [(f, os.stat(f)) for f in self.files()]
+        stats = [(f, os.stat(f)) for f in (self.files() if files is None else files)]
         return "files:" + ";".join(f"{f}:{s.st_size}:{s.st_mtime_ns}" for f, s in stats)
 
     def _delta(self) -> Any:

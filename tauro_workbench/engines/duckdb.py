@@ -1,14 +1,27 @@
 """DuckDBQueryExecutor: SQL over named sources in an embedded DuckDB (the default engine).
 
 Sources appear under their dotted names: ``silver.users`` is a view in DuckDB schema
-``silver`` over the source's PyArrow dataset (Delta tables through their file list). One
-in-memory database is shared by a small pool of cursors, so concurrent threads each run on
-their own cursor. Results come back through Arrow as Polars frames.
+``silver`` over the source (Parquet through DuckDB's own reader, Delta tables and CSV through
+PyArrow datasets, frames through Arrow). One in-memory database is shared by a small pool of
+cursors, so concurrent threads each run on their own cursor. Results come back through Arrow
+as Polars frames.
+
+Reads are confined to the registered sources, twice over. Every query is checked before it
+runs (:func:`~tauro_workbench.engines.sql_dialect.prepare_query`: one SELECT over registered
+sources, no table functions or file paths). And the database itself is sealed: it may open
+only the files of the registered Parquet sources (``allowed_paths``), with
+``enable_external_access`` and Python replacement scans off and its configuration locked, so
+even SQL that slipped past the check cannot read ``/etc/passwd``, ``COPY``, ``ATTACH``,
+``INSTALL`` or change a setting. A sealed database cannot be unsealed, so when the set of
+Parquet files changes (a new source, a file added to a folder) the executor opens a new
+database for the queries that follow; queries still running finish on the old one.
 """
 
 from __future__ import annotations
 
+import os
 import queue
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -20,20 +33,79 @@ from loguru import logger
 
 from tauro_workbench.config import FeatureStoreConfig
 from tauro_workbench.engines.base import TimeoutGuard, executor_setup
-from tauro_workbench.engines.sql_dialect import check_dialect, quote, transpile
+from tauro_workbench.engines.sql_dialect import check_dialect, prepare_query, quote
 from tauro_workbench.exceptions import QueryTimeoutError, VirtualizationQueryError
 from tauro_workbench.sources import DataSource, SourceRegistry
 
 __all__ = ["DuckDBQueryExecutor"]
 
+#: Run once on a new database, after ``allowed_paths``: from then on it reads no other file.
+_SEAL = (
+    "SET enable_external_access = false",
+    "SET python_enable_replacements = false",
+    "SET lock_configuration = true",
+)
+
+
+class _Database:
+    """One sealed in-memory database, the files it may read, and its pool of cursors."""
+
+    def __init__(self, allowed: frozenset[str], pool_size: int) -> None:
+        self.allowed = allowed
+        self.root = duckdb.connect(
+            ":memory:", config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        )
+        self.root.execute("SET GLOBAL TimeZone = 'UTC'")
+        self.root.execute("SET allowed_paths = $paths", {"paths": sorted(allowed)})
+        for statement in _SEAL:
+            self.root.execute(statement)
+        self.pool: queue.LifoQueue[_Cursor] = queue.LifoQueue()
+        self.pool_size = pool_size
+        self.views: dict[str, str] = {}
+        self.generation = -1
+        self.lock = threading.Lock()
+        self.in_use = 0
+        self.retired = False
+
+    def acquire(self) -> _Cursor:
+        with self.lock:
+            self.in_use += 1
+        try:
+            return self.pool.get_nowait()
+        except queue.Empty:
+            return _Cursor(self, self.root.cursor())
+
+    def release(self, cursor: _Cursor, healthy: bool) -> None:
+        with self.lock:
+            self.in_use -= 1
+            keep = healthy and not self.retired and self.pool.qsize() < self.pool_size
+            if keep:
+                self.pool.put(cursor)
+            else:
+                cursor.connection.close()
+            if self.retired and self.in_use == 0:
+                self._close()
+
+    def retire(self) -> None:
+        """Close now if idle, else when the last running query returns its cursor."""
+        with self.lock:
+            self.retired = True
+            if self.in_use == 0:
+                self._close()
+
+    def _close(self) -> None:
+        while not self.pool.empty():
+            self.pool.get_nowait().connection.close()
+        self.root.close()
+
 
 class _Cursor:
     """A pooled cursor and the source fingerprints it has registered."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, database: _Database, connection: duckdb.DuckDBPyConnection) -> None:
+        self.database = database
         self.connection = connection
         self.registered: dict[str, str] = {}
-        self.generation = -1
 
 
 class DuckDBQueryExecutor:
@@ -45,7 +117,6 @@ class DuckDBQueryExecutor:
         config: Config or options; ``virtualized.query_timeout_seconds`` bounds every query.
         sources: A SourceRegistry or a mapping name -> path/frame (wins over the context's).
         pool_size: Cursors kept for reuse by concurrent threads.
-        database: DuckDB database path (default in memory).
 
     Example:
         >>> executor = DuckDBQueryExecutor({"sources": {"silver.users": users_df}})  # doctest: +SKIP
@@ -62,14 +133,11 @@ class DuckDBQueryExecutor:
         config: FeatureStoreConfig | Mapping[str, Any] | None = None,
         sources: SourceRegistry | Mapping[str, Any] | None = None,
         pool_size: int = 4,
-        database: str = ":memory:",
     ) -> None:
         self.config, self.sources, _ = executor_setup(context, config, sources)
-        self._root = duckdb.connect(database)
-        self._root.execute("SET TimeZone = 'UTC'")
-        self._pool: queue.LifoQueue[_Cursor] = queue.LifoQueue()
         self._pool_size = pool_size
-        self._views: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._database: _Database | None = None
         self._closed = False
 
     # -- sources ------------------------------------------------------------------------
@@ -81,73 +149,103 @@ class DuckDBQueryExecutor:
         """Make an in-memory frame queryable as source ``name`` (e.g. ``"silver.users"``)."""
         return self.sources.add_frame(name, frame)
 
-    def _ensure_views(self, cursor: duckdb.DuckDBPyConnection, sources: list[DataSource]) -> None:
-        for source in sources:
-            if self._views.get(source.name) == source.relation_name:
-                continue
-            parts = [quote(p, "duckdb") for p in source.parts]
-            if len(parts) == 2:
-                cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {parts[0]}")
-            cursor.execute(
-                f"CREATE OR REPLACE VIEW {'.'.join(parts)} AS SELECT * FROM {quote(source.relation_name, 'duckdb')}"
-            )
-            self._views[source.name] = source.relation_name
+    def _states(self) -> list[tuple[DataSource, str, list[str]]]:
+        """Return each source with its fingerprint and (Parquet) absolute file paths."""
+        states = []
+        for source in self.sources.snapshot():
+            if source.format == "parquet":
+                files = [os.path.abspath(f) for f in source.files()]
+                states.append((source, source.fingerprint(files), files))
+            else:
+                states.append((source, source.fingerprint(), []))
+        return states
 
-    def _sync(self, cursor: _Cursor) -> None:
+    def _database_for(self, allowed: frozenset[str]) -> _Database:
+        """Return the current database, or a new one if it may not read every file of ``allowed``."""
+        with self._lock:
+            if self._closed:
+                raise VirtualizationQueryError("This DuckDBQueryExecutor is closed; create a new one.")
+            current = self._database
+            if current is not None and allowed <= current.allowed:
+                return current
+            database = _Database(allowed, self._pool_size)
+            self._database = database
+        if current is not None:
+            logger.debug("duckdb: new sealed database for {} Parquet file(s)", len(allowed))
+            current.retire()
+        return database
+
+    def _sync(self, cursor: _Cursor, states: list[tuple[DataSource, str, list[str]]]) -> None:
         """Register on ``cursor`` each source that is new or changed since it last looked."""
-        sources = self.sources.snapshot()
-        for source in sources:
-            fingerprint = source.fingerprint()
+        for source, fingerprint, files in states:
             if cursor.registered.get(source.name) != fingerprint:
                 if source.format == "parquet":
                     # DuckDB's own Parquet reader: ~2-3x faster than scanning a PyArrow dataset
                     # (row-group statistics, join filters pushed into the scan)
-                    cursor.connection.read_parquet(source.files()).create_view(
-                        source.relation_name, replace=True
-                    )
+                    cursor.connection.read_parquet(files).create_view(source.relation_name, replace=True)
                 else:
                     cursor.connection.register(source.relation_name, source.to_arrow_dataset())
                 cursor.registered[source.name] = fingerprint
-        if cursor.generation != self.sources.generation:
-            self._ensure_views(cursor.connection, sources)
-            cursor.generation = self.sources.generation
+        database = cursor.database
+        generation = self.sources.generation
+        if database.generation == generation:
+            return
+        with database.lock:
+            for source, _, _ in states:
+                if database.views.get(source.name) == source.relation_name:
+                    continue
+                parts = [quote(p, "duckdb") for p in source.parts]
+                if len(parts) == 2:
+                    cursor.connection.execute(f"CREATE SCHEMA IF NOT EXISTS {parts[0]}")
+                cursor.connection.execute(
+                    f"CREATE OR REPLACE VIEW {'.'.join(parts)} AS SELECT * FROM {quote(source.relation_name, 'duckdb')}"
+                )
+                database.views[source.name] = source.relation_name
+            database.generation = generation
 
     @contextmanager
     def _cursor(self) -> Iterator[_Cursor]:
         if self._closed:
             raise VirtualizationQueryError("This DuckDBQueryExecutor is closed; create a new one.")
-        try:
-            cursor = self._pool.get_nowait()
-        except queue.Empty:
-            cursor = _Cursor(self._root.cursor())
+        states = self._states()
+        database = self._database_for(frozenset(f for _, _, files in states for f in files))
+        cursor = database.acquire()
         healthy = False
         try:
-            self._sync(cursor)
+            self._sync(cursor, states)
             yield cursor
             healthy = True
         finally:
             # an interrupted or failed cursor is dropped, not reused
-            if healthy and self._pool.qsize() < self._pool_size and not self._closed:
-                self._pool.put(cursor)
-            else:
-                cursor.connection.close()
+            database.release(cursor, healthy and not self._closed)
 
     # -- queries ------------------------------------------------------------------------
-    def translate(self, sql: str, dialect: str | None = None) -> str:
-        """Return ``sql`` in DuckDB's dialect (transpiled from ``dialect`` when it differs)."""
-        return transpile(sql, read=check_dialect(dialect or self.dialect), write=self.dialect)
+    def translate(
+        self, sql: str, dialect: str | None = None, *, frames: Mapping[str, Any] | None = None
+    ) -> str:
+        """Return ``sql`` in DuckDB's dialect (transpiled from ``dialect`` when it differs).
+
+        Raises:
+            VirtualizationQueryError: If it is not one SELECT reading only the registered
+                sources and ``frames`` (see :func:`~tauro_workbench.engines.sql_dialect.check_reads`).
+        """
+        return prepare_query(
+            sql,
+            read=check_dialect(dialect or self.dialect),
+            write=self.dialect,
+            known=self.sources.names(),
+            frames=list(frames or ()),
+        )
 
     def _run(
         self,
-        sql: str,
+        text: str,
         params: Mapping[str, Any] | None,
-        dialect: str | None,
         frames: Mapping[str, pl.DataFrame] | None,
         *,
-        original: str | None = None,
+        shown: str,
     ) -> Any:
-        text = self.translate(sql, dialect)
-        shown = original or sql
+        """Run ``text`` (checked by :meth:`translate`, possibly wrapped) and return Arrow."""
         timeout = self.config.virtualized.query_timeout_seconds
         logger.debug("duckdb query: {}", text)
         with self._cursor() as cursor:
@@ -189,20 +287,21 @@ class DuckDBQueryExecutor:
             sql: One query; sources are named as registered (``silver.users``).
             params: Named parameters, written ``$name`` in DuckDB SQL (``:name`` in Spark SQL).
             dialect: The dialect ``sql`` is written in (default DuckDB's).
-            frames: Extra relations visible only to this query, by name.
+            frames: Extra relations visible only to this query, by name (identifiers).
 
         Returns:
             The result as a LazyFrame (already computed).
 
         Raises:
-            VirtualizationQueryError: If the query fails (the SQL is quoted).
+            VirtualizationQueryError: If the query reads anything but the registered sources
+                and ``frames``, or fails (the SQL is quoted).
             QueryTimeoutError: If it runs past ``virtualized.query_timeout_seconds``.
 
         Example:
             >>> executor.execute("SELECT * FROM silver.users WHERE user_id = $id", {"id": 1})  # doctest: +SKIP
         """
         start = time.perf_counter()
-        table = self._run(sql, params, dialect, frames)
+        table = self._run(self.translate(sql, dialect, frames=frames), params, frames, shown=sql)
         if table is None:
             raise VirtualizationQueryError("The statement returned no result set.", query=sql)
         logger.debug("duckdb: {} rows in {:.3f} s", table.num_rows, time.perf_counter() - start)
@@ -211,21 +310,22 @@ class DuckDBQueryExecutor:
     def schema(self, sql: str, *, dialect: str | None = None) -> pl.Schema:
         """Return the result schema of ``sql`` (planned with LIMIT 0, no rows computed)."""
         text = self.translate(sql, dialect)
-        table = self._run(f"SELECT * FROM ({text}) AS _q LIMIT 0", None, None, None, original=sql)
+        table = self._run(f"SELECT * FROM ({text}) AS _q LIMIT 0", None, None, shown=sql)
         return pl.from_arrow(table).schema  # type: ignore[union-attr]
 
     def explain(self, sql: str, *, dialect: str | None = None) -> str:
         """Return DuckDB's physical plan of ``sql``."""
         text = self.translate(sql, dialect)
-        table = self._run(f"EXPLAIN {text}", None, None, None, original=sql)
+        table = self._run(f"EXPLAIN {text}", None, None, shown=sql)
         return "\n".join(str(v) for v in table.column(table.num_columns - 1).to_pylist())
 
     def close(self) -> None:
-        """Close every cursor and the database."""
-        self._closed = True
-        while not self._pool.empty():
-            self._pool.get_nowait().connection.close()
-        self._root.close()
+        """Close every cursor and the database (queries still running finish first)."""
+        with self._lock:
+            self._closed = True
+            database, self._database = self._database, None
+        if database is not None:
+            database.retire()
 
     def __enter__(self) -> DuckDBQueryExecutor:
         return self

@@ -12,8 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
@@ -21,7 +20,7 @@ from loguru import logger
 
 from tauro_workbench.config import FeatureStoreConfig
 from tauro_workbench.engines.base import TimeoutGuard, executor_setup
-from tauro_workbench.engines.sql_dialect import check_dialect, parse_query, rewrite_tables
+from tauro_workbench.engines.sql_dialect import check_dialect, check_reads, parse_query, rewrite_tables
 from tauro_workbench.exceptions import MissingExtraError, QueryTimeoutError, VirtualizationQueryError
 from tauro_workbench.sources import DataSource, SourceRegistry
 
@@ -131,20 +130,21 @@ class SparkQueryExecutor:
             return {s.name: s.relation_name for s in self.sources.snapshot()}
 
     # -- queries ------------------------------------------------------------------------
-    def translate(self, sql: str, dialect: str | None = None) -> str:
-        """Return ``sql`` as Spark SQL with source names rewritten to their views."""
-        tree = parse_query(sql, check_dialect(dialect or self.dialect))
-        return rewrite_tables(tree, self._sync()).sql(dialect="spark")
+    def translate(
+        self, sql: str, dialect: str | None = None, *, frames: Mapping[str, Any] | None = None
+    ) -> str:
+        """Return ``sql`` as Spark SQL with source names rewritten to their views.
 
-    @contextmanager
-    def _frames(self, frames: Mapping[str, pl.DataFrame] | None) -> Iterator[None]:
-        for name, frame in (frames or {}).items():
-            self.spark.createDataFrame(frame.to_arrow()).createOrReplaceTempView(name)
-        try:
-            yield
-        finally:
-            for name in frames or {}:
-                self.spark.catalog.dropTempView(name)
+        Raises:
+            VirtualizationQueryError: If it is not one SELECT reading only the registered
+                sources and ``frames``: table-valued functions (``range``, ``read_files``),
+                paths (``parquet.`/x```), other tables, ``TRANSFORM`` and ``reflect`` are
+                refused (see :func:`~tauro_workbench.engines.sql_dialect.check_reads`).
+        """
+        read = check_dialect(dialect or self.dialect)
+        tree = parse_query(sql, read)
+        check_reads(tree, self.sources.names(), frames=list(frames or ()), query=sql, dialect=read)
+        return rewrite_tables(tree, self._sync()).sql(dialect="spark")
 
     def dataframe(
         self,
@@ -159,7 +159,7 @@ class SparkQueryExecutor:
         Raises:
             VirtualizationQueryError: If Spark cannot analyse the query.
         """
-        text = self.translate(sql, dialect)
+        text = self.translate(sql, dialect, frames=frames)
         for name, frame in (frames or {}).items():
             self.spark.createDataFrame(frame.to_arrow()).createOrReplaceTempView(name)
         logger.debug("spark query: {}", text)
@@ -214,8 +214,11 @@ class SparkQueryExecutor:
             >>> executor.execute("SELECT * FROM silver.users WHERE user_id = :id", {"id": 1})  # doctest: +SKIP
         """
         start = time.perf_counter()
-        with self._frames(frames):
-            table = self._collect(lambda: self.dataframe(sql, params, dialect=dialect), sql)
+        try:
+            table = self._collect(lambda: self.dataframe(sql, params, dialect=dialect, frames=frames), sql)
+        finally:
+            for name in frames or {}:
+                self.spark.catalog.dropTempView(name)
         logger.debug("spark: {} rows in {:.3f} s", table.num_rows, time.perf_counter() - start)
         return pl.from_arrow(table).lazy()  # type: ignore[union-attr]
 

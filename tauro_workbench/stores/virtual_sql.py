@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tauro_workbench.engines.sql_dialect import quote, transpile
@@ -66,13 +66,20 @@ class GroupPlan:
 
 @dataclass(frozen=True)
 class VirtualDefinition:
-    """A group's SQL: ``queries`` maps a feature (or ``"*"`` for the whole group) to a query."""
+    """A group's SQL: ``queries`` maps a feature (or ``"*"`` for the whole group) to a query.
+
+    ``result_types`` (column -> Polars type name) and ``source_types`` (source -> column ->
+    Polars type name) are what the queries returned and read when the group was defined, so
+    a read can tell which source column changed since (empty for older definitions).
+    """
 
     group: str
     version: int
     dialect: str
     queries: dict[str, str]
     sources: tuple[str, ...]
+    result_types: dict[str, str] = field(default_factory=dict)
+    source_types: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def defines(self, feature: str) -> bool:
         """Return True when ``feature`` has a query (its own, or the whole group's)."""
@@ -86,13 +93,21 @@ class VirtualDefinition:
             "dialect": self.dialect,
             "queries": dict(self.queries),
             "sources": list(self.sources),
+            "result_types": dict(self.result_types),
+            "source_types": {k: dict(v) for k, v in self.source_types.items()},
         }
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> VirtualDefinition:
         """Rebuild a definition from its registry document."""
         return cls(
-            doc["group"], int(doc["version"]), doc["dialect"], dict(doc["queries"]), tuple(doc["sources"])
+            doc["group"],
+            int(doc["version"]),
+            doc["dialect"],
+            dict(doc["queries"]),
+            tuple(doc["sources"]),
+            dict(doc.get("result_types") or {}),
+            {k: dict(v) for k, v in (doc.get("source_types") or {}).items()},
         )
 
 

@@ -30,14 +30,22 @@ import polars as pl
 from loguru import logger
 
 from tauro_workbench.config import FeatureStoreConfig
-from tauro_workbench.dtypes import TypeSpec, can_cast_losslessly
 from tauro_workbench.engines import DISTRIBUTED_PIT, create_executor, has_capability
 from tauro_workbench.engines.base import QueryExecutor, QueryResult, strip_context
 from tauro_workbench.engines.pit import PointInTimeSpec, point_in_time_join
-from tauro_workbench.engines.sql_dialect import check_dialect, parse_query, referenced_tables
+from tauro_workbench.engines.sql_dialect import (
+    check_dialect,
+    check_reads,
+    parse_query,
+    quote,
+    referenced_tables,
+)
 from tauro_workbench.exceptions import (
     FeatureMaterializationError,
+    FeatureStoreException,
     PointInTimeError,
+    QueryTimeoutError,
+    SourceSchemaDriftError,
     VirtualizationQueryError,
 )
 from tauro_workbench.frames import FrameLike, to_dataframe, to_utc, utc_datetime_expr
@@ -60,6 +68,7 @@ from tauro_workbench.stores.virtual_sql import (
     VirtualDefinition,
     build_group_plan,
 )
+from tauro_workbench.stores.virtual_types import result_fit, result_spec, type_result
 
 if TYPE_CHECKING:
     from tauro_workbench.stores.materialized import MaterializedFeatureStore
@@ -156,6 +165,7 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         if not mapping:
             raise VirtualizationQueryError(f"No queries given for group {feature_group!r}.")
         used: set[str] = set()
+        result_types: dict[str, str] = {}
         for feature, sql in mapping.items():
             if feature != WHOLE_GROUP and feature not in schema.feature_names:
                 raise VirtualizationQueryError(
@@ -163,8 +173,15 @@ class VirtualizedFeatureStore(BaseFeatureStore):
                     query=sql,
                 )
             expected = schema.feature_names if feature == WHOLE_GROUP else [feature]
-            used.update(self._validate(schema, sql, read, expected))
-        definition = VirtualDefinition(schema.name, schema.version, read, mapping, tuple(sorted(used)))
+            tables, result = self._validate(schema, sql, read, expected)
+            used.update(tables)
+            for column in [*schema.entity_keys, *schema.time_columns, *expected]:
+                result_types.setdefault(column, str(result[column]))
+        # what the sources looked like, so a read can name the column that changed since
+        source_types = {n: {c: str(t) for c, t in self._source_schema(n).items()} for n in sorted(used)}
+        definition = VirtualDefinition(
+            schema.name, schema.version, read, mapping, tuple(sorted(used)), result_types, source_types
+        )
         self.metadata.put_document(DOCUMENT_KIND, schema.name, definition.to_document())
         for feature in schema.feature_names:
             sql_of = mapping.get(feature, mapping.get(WHOLE_GROUP))
@@ -178,28 +195,25 @@ class VirtualizedFeatureStore(BaseFeatureStore):
         )
         return definition
 
-    def _validate(self, schema: FeatureGroupSchema, sql: str, dialect: str, features: list[str]) -> list[str]:
-        tables = referenced_tables(parse_query(sql, dialect))
-        known = self.executor.sources.names()
-        unknown = [t for t in tables if t not in known]
-        if unknown:
-            raise VirtualizationQueryError(
-                f"The query reads unknown table(s) {unknown}. Registered sources: {known or '(none)'}.",
-                query=sql,
-                hint="Register the source first (add_source / register_frame).",
-            )
+    def _validate(
+        self, schema: FeatureGroupSchema, sql: str, dialect: str, features: list[str]
+    ) -> tuple[list[str], pl.Schema]:
+        """Return the sources ``sql`` reads and its result schema, once it fits the group."""
+        # one SELECT over registered sources only: no table functions, file paths, settings
+        tables = check_reads(
+            parse_query(sql, dialect), self.executor.sources.names(), query=sql, dialect=dialect
+        )
         result = self.executor.schema(sql, dialect=dialect)
         problems = []
         for column in [*schema.entity_keys, *schema.time_columns, *features]:
             if column not in result:
                 problems.append(f"it does not return column {column!r}")
                 continue
-            spec = schema.column_spec(column)
-            if spec is None:
-                spec = TypeSpec.of("BIGINT") if result[column].is_integer() else TypeSpec.of("STRING")
-            if not can_cast_losslessly(result[column], spec):
+            spec = result_spec(schema, column, result[column])
+            if result_fit(result[column], spec) is None:
                 problems.append(
-                    f"column {column!r} is {result[column]} but {spec} is declared (no lossless cast)"
+                    f"column {column!r} is {result[column]} but {spec} is declared "
+                    "(no lossless cast or value-checked narrowing; cast it in the SQL)"
                 )
         if problems:
             raise VirtualizationQueryError(
@@ -208,7 +222,39 @@ class VirtualizedFeatureStore(BaseFeatureStore):
                 + f". It returns {dict(result)}.",
                 query=sql,
             )
-        return tables
+        return tables, result
+
+    def _source_schema(self, source: str) -> pl.Schema:
+        """Return the columns of ``source`` as the executor reads them (no rows computed)."""
+        dialect = self.executor.dialect
+        name = ".".join(quote(part, dialect) for part in source.split("."))
+        return self.executor.schema(f"SELECT * FROM {name}", dialect=dialect)
+
+    def _drift(
+        self, schema: FeatureGroupSchema, misfits: Mapping[str, pl.DataType], cause: str
+    ) -> SourceSchemaDriftError | None:
+        """Return the error naming each source column whose type changed since the definition.
+
+        Without a recorded change, the misfit result columns are named instead (None if none).
+        """
+        definition = self.get_definition(schema.name)
+        changes = []
+        for source, before in definition.source_types.items():
+            try:
+                now = {c: str(t) for c, t in self._source_schema(source).items()}
+            except FeatureStoreException:  # the source is gone or unreadable
+                now = {}
+            changes += [
+                (f"{source}.{c}", old, now.get(c, "missing"))
+                for c, old in before.items()
+                if now.get(c) != old
+            ]
+        if not changes:
+            changes = [
+                (f"{schema.name}.{c}", definition.result_types.get(c, str(schema.column_spec(c))), str(t))
+                for c, t in misfits.items()
+            ]
+        return SourceSchemaDriftError(schema.name, changes, cause=cause) if changes else None
 
     def get_definition(self, feature_group: str) -> VirtualDefinition:
         """Return the virtual definition of a group.
@@ -298,7 +344,26 @@ class VirtualizedFeatureStore(BaseFeatureStore):
                 hint="Pass ids of the key's type (e.g. integers for integer keys).",
             ) from err
 
-    def _run(self, sql: str, params: dict[str, Any], frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    def _run(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        frames: dict[str, pl.DataFrame],
+        *,
+        schema: FeatureGroupSchema | None = None,
+    ) -> pl.DataFrame:
+        try:
+            return self._run_cached(sql, params, frames)
+        except QueryTimeoutError:
+            raise
+        except VirtualizationQueryError as err:
+            # e.g. SUM over a column that became a string: name the source column that changed
+            drift = None if schema is None else self._drift(schema, {}, cause=err.message.split("\n")[0])
+            if drift is None:
+                raise
+            raise drift from err
+
+    def _run_cached(self, sql: str, params: dict[str, Any], frames: dict[str, pl.DataFrame]) -> pl.DataFrame:
         if self.cache.max_bytes <= 0:
             return self.executor.execute(sql, params, frames=frames).collect()
         # frame names are random; the key uses their contents instead
@@ -343,18 +408,20 @@ class VirtualizedFeatureStore(BaseFeatureStore):
             None if start is None else to_utc(start),
             None if end is None else to_utc(end),
         )
-        return self._typed(schema, self._run(text, params, frames))
+        return self._typed(schema, self._run(text, params, frames, schema=schema))
 
-    @staticmethod
-    def _typed(schema: FeatureGroupSchema, frame: pl.DataFrame) -> pl.DataFrame:
-        declared = schema.polars_schema()
-        casts = []
-        for column, dtype in frame.schema.items():
-            if column in schema.time_columns:
-                casts.append(utc_datetime_expr(column, dtype))
-            elif column in declared and declared[column] != dtype:
-                casts.append(pl.col(column).cast(declared[column]))
-        return frame.with_columns(casts) if casts else frame
+    def _typed(self, schema: FeatureGroupSchema, frame: pl.DataFrame) -> pl.DataFrame:
+        """Return ``frame`` cast to the declared types (narrowed values checked; virtual_types.py)."""
+        typed = type_result(schema, frame)
+        if typed.misfits:
+            cause = "; ".join(
+                f"the query now returns {c!r} as {t}, declared {schema.column_spec(c)}"
+                for c, t in typed.misfits.items()
+            )
+            drift = self._drift(schema, typed.misfits, cause=cause)
+            assert drift is not None  # misfits are named when no source change is recorded
+            raise drift
+        return typed.frame
 
     # -- reads ----------------------------------------------------------------------------
     def preview(self, feature_group: str, limit: int = 10) -> QueryResult:

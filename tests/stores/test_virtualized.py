@@ -197,14 +197,15 @@ def test_caching_is_invalidated_by_source_changes(tmp_path: Path, request: pytes
 
 def test_timeout_is_typed(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     store = make_store("duckdb", tmp_path, request, query_timeout_seconds=0.5)
-    store.executor.sources.add_frame("silver.big", pl.DataFrame({"user_id": [1]}))
+    store.executor.sources.add_frame("silver.big", pl.DataFrame({"user_id": [1] * 20_000}))
     schema = FeatureGroupSchema(
         "slow", entity_keys=["user_id"], features=[FeatureSchema("n", "BIGINT", "NUMERICAL")]
     )
     store.register_features(schema)
     store.define_virtual_features(
         "slow",
-        "SELECT b.user_id, COUNT(*) AS n FROM silver.big b CROSS JOIN range(10000000000) r GROUP BY b.user_id",
+        "SELECT b.user_id, COUNT(*) AS n FROM silver.big b CROSS JOIN silver.big r CROSS JOIN silver.big s"
+        " GROUP BY b.user_id",
     )
     with pytest.raises(QueryTimeoutError):
         store.get_features(["slow.n"]).collect()
