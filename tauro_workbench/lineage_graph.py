@@ -43,7 +43,7 @@ _COLOURS = {
     "feature": "#1565c0",
     "group": "#2e7d32",
     "view": "#ef6c00",
-    "online": "#c62828",
+    "online": "#37474f",  # not red: red means drift everywhere else
     "node": "#616161",
 }
 _VIRTUAL_KIND = "virtual_definition"
