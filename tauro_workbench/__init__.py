@@ -30,12 +30,12 @@ from tauro_workbench.exceptions import (
 )
 
 if TYPE_CHECKING:
+    from tauro_workbench.catalog import Catalog
     from tauro_workbench.config import FeatureStoreConfig, FeatureStoreMode
     from tauro_workbench.dtypes import DataType
     from tauro_workbench.engines.base import QueryExecutor, QueryResult
     from tauro_workbench.engines.duckdb import DuckDBQueryExecutor
     from tauro_workbench.engines.spark import SparkQueryExecutor
-    from tauro_workbench.catalog import Catalog
     from tauro_workbench.feature_view import FeatureView
     from tauro_workbench.lineage_graph import LineageGraph
     from tauro_workbench.monitoring.drift import DriftReport
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from tauro_workbench.online.memory import InMemoryOnlineStore
     from tauro_workbench.online.redis import RedisOnlineStore
     from tauro_workbench.registry import FeatureStoreMetadata
+    from tauro_workbench.results import Preview, TrainingSet
     from tauro_workbench.schema import FeatureGroupSchema, FeatureSchema, FeatureType
     from tauro_workbench.schema_inference import infer_schema
     from tauro_workbench.stores.base import BaseFeatureStore, HealthReport
@@ -52,7 +53,6 @@ if TYPE_CHECKING:
     from tauro_workbench.stores.promotion import PromotionResult
     from tauro_workbench.stores.routing import Route
     from tauro_workbench.stores.virtualized import VirtualizedFeatureStore
-    from tauro_workbench.results import Preview, TrainingSet
     from tauro_workbench.workbench import Workbench
 
 logger.disable("tauro_workbench")

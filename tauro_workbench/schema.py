@@ -498,7 +498,9 @@ class FeatureGroupSchema:
         except OSError as err:
             raise SchemaValidationError(f"cannot read feature group YAML {str(source)!r}: {err}") from err
         except yaml.YAMLError as err:
-            raise SchemaValidationError(f"feature group YAML {str(source)[:80]!r} is not valid YAML: {err}") from err
+            raise SchemaValidationError(
+                f"feature group YAML {str(source)[:80]!r} is not valid YAML: {err}"
+            ) from err
         if not isinstance(data, Mapping):
             raise SchemaValidationError("a feature group YAML document must be a mapping")
         return cls.from_dict(data)

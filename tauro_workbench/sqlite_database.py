@@ -59,7 +59,9 @@ def decode_json(text: object, *, location: str, row: str, expect: type = dict) -
     except (TypeError, ValueError) as err:
         raise RegistryCorruptionError(location, row, f"not valid JSON ({err})") from err
     if not isinstance(value, expect):
-        raise RegistryCorruptionError(location, row, f"expected a JSON {expect.__name__}, found {type(value).__name__}")
+        raise RegistryCorruptionError(
+            location, row, f"expected a JSON {expect.__name__}, found {type(value).__name__}"
+        )
     return value
 
 

@@ -55,7 +55,7 @@ def repo(tmp_path: Path) -> Path:
             "feature_groups users",
         ),
         (
-            "UPDATE feature_groups SET schema_json='{\"name\": \"users\", \"entity_keys\": 3}'",
+            'UPDATE feature_groups SET schema_json=\'{"name": "users", "entity_keys": 3}\'',
             lambda m: m.get_feature_group("users"),
             "feature_groups users",
         ),
