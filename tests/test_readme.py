@@ -18,11 +18,15 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
-def _python_block_after(heading: str) -> str:
+def _python_block_after(heading: str, index: int = 0) -> str:
     section = README.split(heading, 1)[1]
-    match = re.search(r"```python\n(.*?)```", section, re.S)
-    assert match, f"no python block after {heading!r}"
-    return match.group(1)
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) > index, f"no python block {index} after {heading!r}"
+    return str(blocks[index])
+
+
+def _run_second(heading: str, namespace: dict[str, Any]) -> None:
+    exec(compile(_python_block_after(heading, 1), f"README {heading} (2)", "exec"), namespace)
 
 
 def _run(heading: str, namespace: dict[str, Any], *, replace: tuple[str, str] | None = None) -> None:
@@ -52,6 +56,17 @@ def test_every_python_block_runs(
     ns: dict[str, Any] = {}
 
     _run("## A tour", ns)
+    tour = ns["training"].frame
+    assert tour.columns == ["user_id", "ts", "label", "amount_sum"] and tour["amount_sum"].null_count() == 0
+    assert ns["wb"].promote("purchases_daily", to="online").changed is False  # "unchanged"
+    assert ns["wb"].health_check()
+
+    ns["labels"] = pl.DataFrame({"user_id": [1, 2], "ts": [datetime(2026, 3, 1)] * 2})
+    _run("### The Workbench", ns)
+    assert ns["view"].features == ("user_profile.plan", "user_profile.country")
+    ns["wb"].close()
+
+    _run("### Using the stores directly: materialized features and training sets", ns)
     training = ns["store"].get_historical_features(ns["labels"], ["user_features.age"]).collect()
     assert training["age"].to_list() == [34, 51]
 
@@ -73,7 +88,7 @@ def test_every_python_block_runs(
         ),
     )
     ns.update(df=_users([35, 52], 3), fixes=_users([36], 3), history=_users([30, 50], 10))
-    _run("### Materialized features and training sets", ns)
+    _run_second("### Using the stores directly: materialized features and training sets", ns)
     assert ns["training"].collect_schema().names() == [
         "user_id",
         "event_timestamp",
@@ -104,6 +119,16 @@ def test_every_python_block_runs(
 def test_the_two_commands_are_shown_and_ci_runs_the_test_command() -> None:
     assert 'pip install -e ".[notebook]" && python notebooks/quickstart.py' in README
     assert 'pip install -e ".[dev]" && python -m pytest' in README
+    assert "chromium" in README.split("## A tour")[0]  # the browser tests need it
+
+
+def test_every_cli_command_the_readme_shows_exists() -> None:
+    from tauro_workbench.cli import _parser
+
+    shown = set(re.findall(r"^tauro-wb ([a-z-]+)", README, re.M))
+    shown |= set(re.findall(r"`(init|sources|register|write|backfill|get|drift|history|demo)[ `]", README))
+    commands = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert shown and shown <= set(commands), shown - set(commands)
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert 'python -m pip install -q -e ".[dev]"' in ci and "\npython -m pytest" in ci
     assert os.access(ROOT / ".ci" / "run", os.X_OK)
