@@ -1,4 +1,4 @@
-"""The embedded defaults run on the core dependencies alone (no numpy, pandas or extras)."""
+"""The embedded defaults run on the core dependencies alone (no pandas, no extras)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,17 @@ from pathlib import Path
 SCRIPT = textwrap.dedent(
     """
     import sys
-    for blocked in ("numpy", "pandas", "pyspark", "redis", "altair", "marimo", "anywidget"):
-        sys.modules[blocked] = None  # importing it now raises ImportError
+    from importlib.abc import MetaPathFinder
+
+    BLOCKED = {"pandas", "pyspark", "redis", "altair", "marimo", "anywidget"}
+
+    class Block(MetaPathFinder):  # importing a blocked package raises ModuleNotFoundError
+        def find_spec(self, name, path=None, target=None):
+            if name.partition(".")[0] in BLOCKED:
+                raise ModuleNotFoundError(f"{name} is blocked in this test", name=name)
+            return None
+
+    sys.meta_path.insert(0, Block())
 
     from datetime import datetime
     import polars as pl
