@@ -490,9 +490,13 @@ class Workbench:
         return reports[-1] if reports else None
 
     def history(self, group: str | None = None, *, limit: int = 50) -> list[WriteRecord]:
-        """Return the newest ``limit`` writes (of one group, or all), oldest first."""
+        """Return the newest ``limit`` writes (of one group, or all), oldest first.
+
+        The history is reconciled with the table logs first (commits the registry missed are
+        recorded), as :meth:`MaterializedFeatureStore.list_writes` does.
+        """
         names = [group] if group is not None else self.metadata.list_feature_groups()
-        records = [r for n in names for r in self.metadata.list_writes(n, limit=limit)]
+        records = [r for n in names for r in self.materialized.list_writes(n, limit=limit)]
         return sorted(records, key=lambda r: r.id)[-limit:]
 
     def health_check(self) -> HealthReport:

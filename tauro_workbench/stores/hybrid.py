@@ -13,12 +13,14 @@ rows are the same on every route (the contract suite and a property test hold th
   is read back from the event history) publishes a ``RouteChanged`` event;
 - :attr:`HybridFeatureStore.metrics` counts reads, errors and seconds per route (thread-safe);
 - with ``auto_materialize_on_read``, a virtual group read while above the threshold (never
-  materialized, or stale) is materialized through the promotion path in a background thread,
-  at most once per ``hybrid.materialize_cooldown_seconds`` per group; the read itself is
-  answered virtually and never waits. :meth:`HybridFeatureStore.wait_for_materializations`
+  materialized, or stale) is materialized through the promotion path in a background thread
+  (:mod:`~tauro_workbench.stores.auto_materialize`), at most once per
+  ``hybrid.materialize_cooldown_seconds`` per group; the read itself is answered virtually
+  and never waits. :meth:`HybridFeatureStore.wait_for_materializations`
   waits for those jobs.
 
-Reads are collected by the router (the result is returned as a ``LazyFrame`` over the collected
+Every read is planned once with :func:`~tauro_workbench.retrieval.plan_read` (names, entity
+frame, output names), as every store plans it. Reads are collected by the router (the result is returned as a ``LazyFrame`` over the collected
 rows) so that the measured latency is the real one.
 
 Example:
@@ -43,15 +45,10 @@ from tauro_workbench.config import FeatureStoreConfig
 from tauro_workbench.exceptions import ConfigurationError, DataSourceError, PointInTimeError
 from tauro_workbench.frames import FrameLike, to_dataframe
 from tauro_workbench.monitoring.events import RouteChanged
-from tauro_workbench.retrieval import (
-    FeatureRef,
-    entity_frame,
-    group_refs,
-    resolve_features,
-    resolve_timestamp_column,
-)
+from tauro_workbench.retrieval import ReadPlan, plan_read
 from tauro_workbench.schema import FeatureGroupSchema
 from tauro_workbench.sources import SourceInfo
+from tauro_workbench.stores.auto_materialize import MaterializationScheduler
 from tauro_workbench.stores.base import VIRTUAL_DEFINITION_KIND, BaseFeatureStore, HealthReport
 from tauro_workbench.stores.materialized import MaterializedFeatureStore
 from tauro_workbench.stores.route_metrics import RouteMetrics
@@ -127,8 +124,11 @@ class HybridFeatureStore(BaseFeatureStore):
         self._lock = threading.Lock()
         self._last_routes: dict[str, str | None] = {}
         self._source_infos: dict[tuple[str, str], SourceInfo] = {}
-        self._jobs: dict[str, threading.Thread] = {}
-        self._last_materialization: dict[str, float] = {}
+        self._scheduler = MaterializationScheduler(
+            lambda group: self.materialize(group),  # looked up per job: a wrapper set later applies
+            self.metrics,
+            lambda: self.config.hybrid.materialize_cooldown_seconds,
+        )
         #: The routes of the latest read, per group (like ``last_read_info``: the latest call of
         #: any thread), e.g. to tell which groups of a training set were read from a table.
         self.last_routes: dict[str, Route] = {}
@@ -239,7 +239,7 @@ class HybridFeatureStore(BaseFeatureStore):
         if self.config.auto_materialize_on_read:
             for route in routes.values():
                 if route.materialize and route.target == "virtual":
-                    self._schedule_materialization(route.group)
+                    self._scheduler.schedule(route.group)
 
     def _observe(self, route: Route) -> None:
         group = route.group
@@ -293,14 +293,20 @@ class HybridFeatureStore(BaseFeatureStore):
         kind = request or ("latest" if point_in_time is None else "point_in_time")
         if kind not in REQUEST_KINDS:
             raise ConfigurationError(f"unknown request kind {kind!r}; valid kinds: {list(REQUEST_KINDS)}")
-        refs = resolve_features(self.metadata, feature_names)
-        schemas = self._schemas(group_refs(refs))
-        entity_frame(entity_ids, list(dict.fromkeys(k for s in schemas.values() for k in s.entity_keys)))
+        schemas = plan_read(self.metadata, feature_names, entity_ids=entity_ids).schemas
         routes = {name: self._decide(schema, kind) for name, schema in schemas.items()}
         return next(iter(routes.values())) if len(routes) == 1 else routes
 
-    def _schemas(self, grouped: Mapping[str, list[FeatureRef]]) -> dict[str, FeatureGroupSchema]:
-        return {g: self.metadata.get_feature_group(g, refs[0].version) for g, refs in grouped.items()}
+    @staticmethod
+    def _names(plan: ReadPlan, group: str | None = None) -> list[str]:
+        """The qualified names of the plan's features (of one group), in request order."""
+        qualified = {
+            out: f"{g}.{feature}"
+            for g, request in plan.groups.items()
+            if group is None or g == group
+            for feature, out in zip(request.features, request.outputs, strict=True)
+        }
+        return [qualified[out] for out in plan.order if out in qualified]
 
     def _store(self, target: str) -> BaseFeatureStore:
         return self.virtual if target == "virtual" else self.materialized
@@ -344,11 +350,10 @@ class HybridFeatureStore(BaseFeatureStore):
         Example:
             >>> hybrid.get_features(["age"], entity_ids={"user_id": [1, 2]}).collect()  # doctest: +SKIP
         """
-        refs = resolve_features(self.metadata, feature_names, full_feature_names=full_feature_names)
-        grouped = group_refs(refs)
-        schemas = self._schemas(grouped)
-        keys = list(dict.fromkeys(k for s in schemas.values() for k in s.entity_keys))
-        ids = entity_frame(entity_ids, keys)
+        plan = plan_read(
+            self.metadata, feature_names, entity_ids=entity_ids, full_feature_names=full_feature_names
+        )
+        schemas, ids = plan.schemas, plan.ids
         if ids is None and len({tuple(s.entity_keys) for s in schemas.values()}) > 1:
             raise PointInTimeError(
                 f"the requested groups have different entity keys "
@@ -359,7 +364,7 @@ class HybridFeatureStore(BaseFeatureStore):
             targets = list(dict.fromkeys(r.target for r in routes.values()))
             if len(targets) == 1:
                 store = self._store(targets[0])
-                names = [r.qualified for r in refs]
+                names = self._names(plan)
                 frame = self._timed(
                     routes,
                     targets[0],
@@ -373,7 +378,7 @@ class HybridFeatureStore(BaseFeatureStore):
             parts = {}
             for group, route in routes.items():
                 store = self._store(route.target)
-                names = [r.qualified for r in grouped[group]]
+                names = self._names(plan, group)
                 part_ids = None if ids is None else ids.select(schemas[group].entity_keys)
                 parts[group] = self._timed(
                     {group: route},
@@ -405,22 +410,20 @@ class HybridFeatureStore(BaseFeatureStore):
         Example:
             >>> hybrid.get_historical_features(labels, ["user_features.age", "spend.amount"]).collect()  # doctest: +SKIP
         """
-        refs = resolve_features(self.metadata, feature_names, full_feature_names=full_feature_names)
-        grouped = group_refs(refs)
-        schemas = self._schemas(grouped)
         entity = to_dataframe(entity_df)
-        time_column = resolve_timestamp_column(entity, timestamp_column)
-        missing = sorted({k for s in schemas.values() for k in s.entity_keys if k not in entity.columns})
-        if missing:
-            raise PointInTimeError(
-                f"entity frame lacks the entity key column(s) {missing}; it has {entity.columns}",
-                hint="Add the key columns of every requested group.",
-            )
+        plan = plan_read(
+            self.metadata,
+            feature_names,
+            entity_df=entity,
+            timestamp_column=timestamp_column,
+            full_feature_names=full_feature_names,
+        )
+        schemas, time_column = plan.schemas, plan.time_column
         with self._reading(schemas, "historical") as routes:
             targets = list(dict.fromkeys(r.target for r in routes.values()))
             if len(targets) == 1:
                 store = self._store(targets[0])
-                names = [r.qualified for r in refs]
+                names = self._names(plan)
                 frame = self._timed(
                     routes,
                     targets[0],
@@ -434,7 +437,7 @@ class HybridFeatureStore(BaseFeatureStore):
             out = entity
             for group, route in routes.items():
                 store = self._store(route.target)
-                names = [r.qualified for r in grouped[group]]
+                names = self._names(plan, group)
                 out = self._timed(
                     {group: route},
                     route.target,
@@ -466,12 +469,11 @@ class HybridFeatureStore(BaseFeatureStore):
             >>> hybrid.get_online_features(["user_features.age"], {"user_id": 1})  # doctest: +SKIP
             {'age': 31}
         """
-        refs = resolve_features(self.metadata, feature_names, full_feature_names=full_feature_names)
-        grouped = group_refs(refs)
-        schemas = self._schemas(grouped)
+        plan = plan_read(self.metadata, feature_names, full_feature_names=full_feature_names)
+        schemas = plan.schemas
         with self._reading(schemas, "online") as routes:
             if all(r.target == "online" for r in routes.values()):
-                names = [r.qualified for r in refs]
+                names = self._names(plan)
                 return self._timed(  # type: ignore[no-any-return]
                     routes,
                     "online",
@@ -491,8 +493,8 @@ class HybridFeatureStore(BaseFeatureStore):
             keys = {k: (list(v) if _is_many(v) else [v] * count) for k, v in entity_keys.items()}
             columns: dict[str, pl.Series] = {k: pl.Series(k, v) for k, v in keys.items()}
             for group, route in routes.items():
-                names = [r.qualified for r in grouped[group]]
-                outputs = [r.output_name(full_feature_names=full_feature_names) for r in grouped[group]]
+                names = self._names(plan, group)
+                outputs = plan.outputs[group]
                 missing = [k for k in schemas[group].entity_keys if k not in keys]
                 if missing:
                     raise PointInTimeError(
@@ -520,7 +522,7 @@ class HybridFeatureStore(BaseFeatureStore):
                         full_feature_names=full_feature_names,
                     )
                 columns.update({o: part.get_column(o) for o in outputs})
-            order = [r.output_name(full_feature_names=full_feature_names) for r in refs]
+            order = list(plan.order)
             frame = pl.DataFrame([columns[name] for name in [*keys, *order]])
             if many:
                 return frame
@@ -557,37 +559,6 @@ class HybridFeatureStore(BaseFeatureStore):
 
         return promote(self.virtual, self.materialized, feature_group, to="materialized")
 
-    def _schedule_materialization(self, group: str) -> threading.Thread | None:
-        cooldown = self.config.hybrid.materialize_cooldown_seconds
-        with self._lock:
-            running = self._jobs.get(group)
-            if running is not None and running.is_alive():
-                return None
-            last = self._last_materialization.get(group)
-            now = time.monotonic()
-            if last is not None and now - last < cooldown:
-                self.metrics.record_materialization("skipped")
-                return None
-            self._last_materialization[group] = now
-            thread = threading.Thread(
-                target=self._materialize_job, args=(group,), name=f"tauro-materialize-{group}", daemon=True
-            )
-            self._jobs[group] = thread
-            self.metrics.record_materialization("started")
-            thread.start()
-        logger.info("auto-materializing {} in the background (it crossed hybrid_threshold_rows)", group)
-        return thread
-
-    def _materialize_job(self, group: str) -> None:
-        try:
-            result = self.materialize(group)
-        except Exception as err:  # a background job reports, never raises
-            self.metrics.record_materialization("failed")
-            logger.opt(exception=err).warning("auto-materialization of {} failed: {}", group, err)
-            return
-        self.metrics.record_materialization("succeeded")
-        logger.info("auto-materialized {}: {}", group, getattr(result, "message", result))
-
     def wait_for_materializations(self, timeout: float | None = None) -> bool:
         """Wait for the background materializations started so far; True when all finished.
 
@@ -595,12 +566,7 @@ class HybridFeatureStore(BaseFeatureStore):
             >>> hybrid.wait_for_materializations(timeout=60)  # doctest: +SKIP
             True
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            jobs = list(self._jobs.values())
-        for job in jobs:
-            job.join(None if deadline is None else max(deadline - time.monotonic(), 0.0))
-        return not any(job.is_alive() for job in jobs)
+        return self._scheduler.wait(timeout)
 
     def close(self) -> None:
         """Wait for background materializations (the two stores are closed by their owner)."""
