@@ -124,6 +124,9 @@ class Workbench:
         config = _resolve_config(path_or_config)
         if spark is not None and "executor_type" not in config.virtualized.model_fields_set:
             config = config.with_options(virtualized={"executor_type": "spark"})
+        if config.mode is FeatureStoreMode.ONLINE:
+            # Feast-like: writes land offline (the source of truth) and every write is synced online
+            config = config.with_options(enable_online_store=True, sync_to_online=True)
         self.config = config
         self.path = Path(config.storage_path)
         if not create and not config.registry_path.is_file():
@@ -180,9 +183,14 @@ class Workbench:
 
     @property
     def store(self) -> BaseFeatureStore:
-        """The store ``config.mode`` selects for reads (hybrid by default)."""
+        """The store ``config.mode`` selects for reads (hybrid by default).
+
+        ``online`` selects the hybrid store too, with every write synced online: it serves
+        online reads from the online store, and historical reads of online-only groups (no
+        offline rows, no virtual definition) from the online latest row per entity.
+        """
         mode = self.config.mode
-        if mode is FeatureStoreMode.HYBRID:
+        if mode in (FeatureStoreMode.HYBRID, FeatureStoreMode.ONLINE):
             return self.hybrid
         if mode is FeatureStoreMode.VIRTUALIZED:
             return self.virtual
@@ -416,7 +424,8 @@ class Workbench:
     @cached_property
     def _online_read(self) -> Any:
         # bound once: an in-memory online read takes microseconds, so the verb stays one call
-        store: Any = self.hybrid if self.config.mode is FeatureStoreMode.HYBRID else self.materialized
+        routed = self.config.mode in (FeatureStoreMode.HYBRID, FeatureStoreMode.ONLINE)
+        store: Any = self.hybrid if routed else self.materialized
         return store.get_online_features
 
     def explain(

@@ -398,3 +398,55 @@ def test_infer_schema_reads_only_the_schema_of_parquet_delta_and_csv_files(tmp_p
         assert [(f.name, str(f.spec)) for f in schema.features] == [("amount", "DOUBLE")]
     from_csv = infer_schema(tmp_path / "s.csv", "spend", ["user_id"], None, features=["amount"])
     assert from_csv.feature_names == ["amount"] and from_csv.timestamp_key is None
+
+
+def test_mode_online_syncs_every_write_and_serves_online_only_history(tmp_path: Path) -> None:
+    import shutil
+
+    with Workbench({"storage_path": str(tmp_path / "repo"), "mode": "online", **QUIET}) as bench:
+        assert (
+            bench.store is bench.hybrid and bench.config.sync_to_online and bench.config.enable_online_store
+        )
+        bench.register(PROFILE)
+        now = datetime.now(UTC).replace(microsecond=0)
+        bench.write(
+            "profile",
+            pl.DataFrame(
+                {
+                    "user_id": [1, 1],
+                    "ts": [now - timedelta(hours=3), now - timedelta(hours=1)],
+                    "age": pl.Series([30, 31], dtype=pl.Int32),
+                    "city": ["a", "b"],
+                }
+            ),
+        )
+        assert bench.get_online_features(["profile.age"], entity_keys={"user_id": 1}) == {"age": 31}
+        shutil.rmtree(bench.config.offline_path / "profile")  # the rows now exist only online
+        labels = pl.DataFrame({"user_id": [1, 1, 2], "at": [now - timedelta(hours=2), now, now]})
+        got = bench.get_historical_features(labels, ["profile.age", "profile.city"]).collect()
+        # the latest row (1h ago) is after the first label: online keeps no older row -> null
+        assert got.to_dict(as_series=False) == {
+            "user_id": [1, 1, 2],
+            "at": labels["at"].to_list(),
+            "age": [None, 31, None],
+            "city": [None, "b", None],
+        }
+        assert bench.explain(["profile.age"]).target == "materialized"
+        assert bench.hybrid.explain(["profile.age"], request="historical").target == "online"
+
+
+def test_history_reconciles_commits_the_registry_missed(wb: Workbench) -> None:
+    wb.register(PROFILE)
+    frame = pl.DataFrame({"user_id": [1], "ts": [T0], "age": pl.Series([3], dtype=pl.Int32), "city": ["x"]})
+    wb.write("profile", frame)
+    record = wb.history("profile")[-1]
+    import sqlite3
+
+    # a process killed between the Delta commit and its registry record: the record is missing
+    with sqlite3.connect(wb.config.registry_path) as db:
+        db.execute("DELETE FROM writes WHERE id = ?", (record.id,))
+        db.execute("DELETE FROM documents WHERE kind = 'offline_reconcile'")
+    db.close()
+    assert wb.metadata.list_writes("profile") == []
+    (again,) = wb.history("profile")
+    assert again.table_version == record.table_version and again.details.get("reconciled") is True

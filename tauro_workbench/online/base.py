@@ -76,6 +76,12 @@ class OnlineStore(Protocol):
         """Return one Series per feature (typed by the schema), a value per entity (null: none)."""
         ...
 
+    def read_event_times(
+        self, schema: FeatureGroupSchema, entities: Sequence[Sequence[Any]]
+    ) -> list[int | None]:
+        """Return each entity's stored event time (epoch microseconds), ttl not applied (None: no row)."""
+        ...
+
     def get_sync_token(self, schema: FeatureGroupSchema) -> str | None:
         """Return the token marking the group's online copy (None if the copy was lost)."""
         ...

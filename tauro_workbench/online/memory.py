@@ -119,6 +119,18 @@ class InMemoryOnlineStore:
                     out.append(tuple(row[i] for i in index))
         return out
 
+    def read_event_times(
+        self, schema: FeatureGroupSchema, entities: Sequence[Sequence[Any]]
+    ) -> list[int | None]:
+        """Return each entity's stored event time in epoch microseconds (None: no row, no event time).
+
+        The ttl is not applied: a historical read applies it relative to each entity row's time.
+        """
+        keys = [encode_entity(e, schema.entity_keys) for e in entities]
+        with self._lock:
+            table = self._groups.get((schema.name, schema.version)) or {}
+            return [None if (entry := table.get(key)) is None else entry[1] for key in keys]
+
     def read_columns(
         self, schema: FeatureGroupSchema, entities: Sequence[Sequence[Any]], features: Sequence[str]
     ) -> list[pl.Series]:

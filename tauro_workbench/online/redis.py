@@ -476,6 +476,23 @@ class RedisOnlineStore:
             _warn_corrupt(schema, entities, bad)
         return columns
 
+    def read_event_times(
+        self, schema: FeatureGroupSchema, entities: Sequence[Sequence[Any]]
+    ) -> list[int | None]:
+        """Return each entity's stored event time in epoch microseconds, one round trip (MGET).
+
+        None for a missing (or expired by Redis) row, a group without event time, or a value that
+        cannot be decoded. The ttl is not applied here: a historical read applies it relative to
+        each entity row's time.
+        """
+        out: list[int | None] = []
+        for value in self._fetch(schema, entities):
+            try:
+                out.append(None if value is None or schema.timestamp_key is None else event_micros(value))
+            except ValueError:
+                out.append(None)
+        return out
+
     def _fetch(self, schema: FeatureGroupSchema, entities: Sequence[Sequence[Any]]) -> list[bytes | None]:
         """MGET the generation pointer and the entities' keys in the generation last seen.
 

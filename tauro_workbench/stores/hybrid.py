@@ -42,15 +42,15 @@ import polars as pl
 from loguru import logger
 
 from tauro_workbench.config import FeatureStoreConfig
-from tauro_workbench.exceptions import ConfigurationError, DataSourceError, PointInTimeError
+from tauro_workbench.exceptions import ConfigurationError, PointInTimeError
 from tauro_workbench.frames import FrameLike, to_dataframe
 from tauro_workbench.monitoring.events import RouteChanged
 from tauro_workbench.retrieval import ReadPlan, plan_read
 from tauro_workbench.schema import FeatureGroupSchema
-from tauro_workbench.sources import SourceInfo
 from tauro_workbench.stores.auto_materialize import MaterializationScheduler
 from tauro_workbench.stores.base import VIRTUAL_DEFINITION_KIND, BaseFeatureStore, HealthReport
 from tauro_workbench.stores.materialized import MaterializedFeatureStore
+from tauro_workbench.stores.online_history import join_online_latest
 from tauro_workbench.stores.route_metrics import RouteMetrics
 from tauro_workbench.stores.routing import (
     REQUEST_KINDS,
@@ -60,6 +60,7 @@ from tauro_workbench.stores.routing import (
     RouteFacts,
     RoutingPolicy,
 )
+from tauro_workbench.stores.source_facts import SourceFacts
 from tauro_workbench.stores.virtualized import VirtualizedFeatureStore
 
 __all__ = ["HybridFeatureStore", "RouteMetrics"]
@@ -123,7 +124,7 @@ class HybridFeatureStore(BaseFeatureStore):
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self._last_routes: dict[str, str | None] = {}
-        self._source_infos: dict[tuple[str, str], SourceInfo] = {}
+        self._sources = SourceFacts(lambda: virtual.executor.sources)
         self._scheduler = MaterializationScheduler(
             lambda group: self.materialize(group),  # looked up per job: a wrapper set later applies
             self.metrics,
@@ -156,54 +157,26 @@ class HybridFeatureStore(BaseFeatureStore):
         virtual_ok, rows, changed = False, None, None
         document = self.metadata.find_document(VIRTUAL_DEFINITION_KIND, name)
         if document is not None:
-            virtual_ok, rows, changed = self._source_facts(
-                name, [str(s) for s in document.get("sources", [])]
-            )
+            virtual_ok, rows, changed = self._sources.of(name, [str(s) for s in document.get("sources", [])])
         materialized_at = self.metadata.get_last_updated(name, schema.version)
+        online_ok = (request == "online" or not virtual_ok) and self._online_holds(schema, materialized_at)
+        materialized = materialized_at is not None
+        if materialized and online_ok and not virtual_ok and request == "historical":
+            materialized = self.materialized._table(schema).exists()  # False: online-only
         return RouteFacts(
             group=name,
             request=request,
             estimated_rows=rows,
             threshold_rows=self.config.hybrid_threshold_rows,
-            materialized=materialized_at is not None,
+            materialized=materialized,
             materialized_at=materialized_at,
             last_source_change=changed,
             now=self._clock(),
             freshness_requirement=self.config.hybrid.freshness_for(name, schema.tags),
             virtual_available=virtual_ok,
-            online_available=request == "online" and self._online_holds(schema, materialized_at),
+            online_available=online_ok,
             latency_seconds=self.metrics.latencies(name),
         )
-
-    def _source_facts(self, group: str, names: list[str]) -> tuple[bool, int | None, datetime | None]:
-        """Return (readable, row estimate, last change) of a virtual definition's sources.
-
-        The estimate is the largest source's (the size a read scans); unknown if any is.
-        """
-        estimates: list[int | None] = []
-        changes: list[datetime] = []
-        for name in names:
-            source = self.virtual.executor.sources.find(name)
-            if source is None:
-                logger.warning("virtual group {} reads source {} which is not registered", group, name)
-                return False, None, None
-            try:
-                key = (name, source.fingerprint())
-                info = self._source_infos.get(key)
-                if info is None:
-                    info = source.describe()
-                    if len(self._source_infos) >= 256:  # old fingerprints are never asked again
-                        self._source_infos.clear()
-                    self._source_infos[key] = info
-            except (DataSourceError, OSError) as err:
-                logger.warning("source {} of virtual group {} is unreadable: {}", name, group, err)
-                return False, None, None
-            estimates.append(info.row_estimate)
-            if info.freshness is not None:
-                changes.append(info.freshness)
-        known = [e for e in estimates if e is not None]
-        rows = max(known) if known and len(known) == len(estimates) else None
-        return True, rows, max(changes) if changes else None
 
     def _online_holds(self, schema: FeatureGroupSchema, materialized_at: datetime | None) -> bool:
         cfg = self.materialized.config
@@ -218,7 +191,7 @@ class HybridFeatureStore(BaseFeatureStore):
         route = self.policy.decide(self._facts(schema, request))
         if not isinstance(route, Route) or route.target not in ("materialized", "virtual", "online"):
             raise ConfigurationError(f"routing policy {self.policy!r} returned {route!r}, not a Route.")
-        if route.target == "online" and request != "online":
+        if route.target == "online" and request not in ("online", "historical"):
             raise ConfigurationError(
                 f"routing policy {getattr(self.policy, 'name', self.policy)!r} sent a {request} read of "
                 f"{schema.name!r} online; only online reads can be served there.",
@@ -421,7 +394,7 @@ class HybridFeatureStore(BaseFeatureStore):
         schemas, time_column = plan.schemas, plan.time_column
         with self._reading(schemas, "historical") as routes:
             targets = list(dict.fromkeys(r.target for r in routes.values()))
-            if len(targets) == 1:
+            if len(targets) == 1 and targets[0] != "online":
                 store = self._store(targets[0])
                 names = self._names(plan)
                 frame = self._timed(
@@ -436,6 +409,20 @@ class HybridFeatureStore(BaseFeatureStore):
                 return cast(pl.DataFrame, frame).lazy()
             out = entity
             for group, route in routes.items():
+                if route.target == "online":  # online-only: see stores/online_history.py
+                    request = plan.groups[group]
+                    out = self._timed(
+                        {group: route},
+                        "online",
+                        join_online_latest,
+                        self.materialized.online,
+                        request.schema,
+                        request.features,
+                        request.outputs,
+                        out,
+                        time_column,
+                    )
+                    continue
                 store = self._store(route.target)
                 names = self._names(plan, group)
                 out = self._timed(

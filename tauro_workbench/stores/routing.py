@@ -8,7 +8,10 @@ from a table of cases.
 The :class:`DefaultRoutingPolicy`, in order:
 
 1. ``online`` requests go online when the online store holds the group;
-2. a group that is not virtual (or whose sources are unavailable) is read from its table;
+2. a group that is not virtual (or whose sources are unavailable) is read from its table; a
+   ``historical`` read of an *online-only* group (no offline rows, online holds it) goes
+   online: the online latest row per entity joined as of each entity row
+   (:mod:`~tauro_workbench.stores.online_history`);
 3. a virtual group with no materialized data is computed on demand;
 4. a materialized copy that lags its sources by more than the group's freshness requirement
    is bypassed: the virtual definition gives fresh values;
@@ -203,6 +206,12 @@ class DefaultRoutingPolicy:
                 reasons.append(
                     f"group {g} is not virtual (or its sources are unavailable): reading its table"
                 )
+            elif facts.request == "historical" and facts.online_available:
+                reasons.append(
+                    f"group {g} is online-only (no virtual definition, no offline rows): joining the online "
+                    "latest row per entity as of each entity row (history only as good as the latest value)"
+                )
+                return self._route("online", reasons, facts)
             else:
                 reasons.append(
                     f"group {g} has no readable virtual definition and no materialized data: "

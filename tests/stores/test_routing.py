@@ -130,6 +130,29 @@ CASES: list[tuple[str, RouteFacts, str, bool, str]] = [
         False,
         "<= hybrid",
     ),
+    (
+        "historical read of an online-only group: joined from online",
+        replace(
+            BASE, request="historical", virtual_available=False, materialized=False, online_available=True
+        ),
+        "online",
+        False,
+        "online-only",
+    ),
+    (
+        "historical read of a stored group that online also holds: its table",
+        replace(BASE, request="historical", virtual_available=False, online_available=True),
+        "materialized",
+        False,
+        "reading its table",
+    ),
+    (
+        "latest read of an online-only group: not online (no entity list to ask it)",
+        replace(BASE, request="latest", virtual_available=False, materialized=False, online_available=True),
+        "materialized",
+        False,
+        "no materialized data",
+    ),
 ]
 
 
@@ -217,7 +240,11 @@ def test_policy_invariants(facts: RouteFacts, ratio: float | None) -> None:
     assert isinstance(route, Route) and route == policy.decide(facts)  # pure and deterministic
     assert route.reasons and all(isinstance(r, str) and r for r in route.reasons)
     if route.target == "online":
-        assert facts.request == "online" and facts.online_available
+        assert facts.online_available
+        # historical reads go online only for an online-only group (nothing else holds its rows)
+        assert facts.request == "online" or (
+            facts.request == "historical" and not facts.materialized and not facts.virtual_available
+        )
     if route.target == "virtual":
         assert facts.virtual_available  # never compute what cannot be computed
     if route.target == "materialized":
