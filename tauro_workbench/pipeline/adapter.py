@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,8 @@ from tauro_workbench.pipeline.nodes import (
     SqlNode,
     WriteFeaturesNode,
 )
+from tauro_workbench.stores.hybrid import HybridFeatureStore
+from tauro_workbench.stores.routing import VirtualFirstPolicy
 
 if TYPE_CHECKING:
     from tauro_workbench.workbench import Workbench
@@ -228,11 +231,16 @@ class FeatureStoreExecutorAdapter:
     def _reader(self, store: str | None) -> Any:
         if store is None:
             return self.workbench
-        return {
-            "materialized": self.workbench.materialized,
-            "virtualized": self.workbench.virtual,
-            "hybrid": self.workbench.hybrid,
-        }[store]
+        if store == "virtualized":
+            return self._virtual_first
+        return {"materialized": self.workbench.materialized, "hybrid": self.workbench.hybrid}[store]
+
+    @cached_property
+    def _virtual_first(self) -> HybridFeatureStore:
+        # "virtualized" computes the virtual groups on demand and reads the others from their
+        # tables, so a node may mix both (as the Tauro design's pipeline example does).
+        wb = self.workbench
+        return HybridFeatureStore(wb.materialized, wb.virtual, config=wb.config, policy=VirtualFirstPolicy())
 
     def resolve(self, function: str | Callable[..., Any]) -> Callable[..., Any]:
         """Return the callable a python node names (``module:function`` or ``file.py:function``).

@@ -77,8 +77,11 @@ class HybridFeatureStore(BaseFeatureStore):
     """Routes each read to a materialized, virtual or online store by an explainable policy.
 
     Args:
-        materialized: The materialized store (its registry and event bus are shared).
-        virtual: The virtualized store, on the same registry.
+        materialized: The materialized store (its registry and event bus are shared), or, as in
+            the Tauro design, a context (None, a dict of options or an object with
+            ``feature_store_path`` / ``feature_store_config`` / ``sources``): then both stores
+            are built from it and ``config`` on one registry.
+        virtual: The virtualized store, on the same registry (built when omitted).
         config: Options of the router (default: the materialized store's config).
         policy: The routing policy (default :class:`DefaultRoutingPolicy` with
             ``hybrid.latency_ratio``).
@@ -89,18 +92,29 @@ class HybridFeatureStore(BaseFeatureStore):
 
     Example:
         >>> hybrid = HybridFeatureStore(materialized, virtual)             # doctest: +SKIP
+        >>> hybrid = HybridFeatureStore(context, config=config)            # doctest: +SKIP
         >>> hybrid.get_features(["age"], entity_ids={"user_id": [1]}).collect()  # doctest: +SKIP
     """
 
     def __init__(
         self,
-        materialized: MaterializedFeatureStore,
-        virtual: VirtualizedFeatureStore,
+        materialized: MaterializedFeatureStore | Any = None,
+        virtual: VirtualizedFeatureStore | None = None,
         *,
         config: FeatureStoreConfig | Mapping[str, Any] | None = None,
         policy: RoutingPolicy | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
+        if not isinstance(materialized, MaterializedFeatureStore):  # a Tauro context
+            materialized = MaterializedFeatureStore(materialized, config=config)
+            config = None
+        if virtual is None:
+            virtual = VirtualizedFeatureStore(
+                materialized.context,
+                config=materialized.config,
+                metadata=materialized.metadata,
+                events=materialized.events,
+            )
         same = virtual.metadata is materialized.metadata or (
             not virtual.metadata.in_memory
             and not materialized.metadata.in_memory

@@ -42,6 +42,7 @@ __all__ = [
     "RouteFacts",
     "RouteTarget",
     "RoutingPolicy",
+    "VirtualFirstPolicy",
 ]
 
 RouteTarget = Literal["materialized", "virtual", "online"]
@@ -283,3 +284,26 @@ class DefaultRoutingPolicy:
         self, target: RouteTarget, reasons: list[str], facts: RouteFacts, *, materialize: bool = False
     ) -> Route:
         return Route(target, tuple(reasons), facts, self.name, materialize=materialize)
+
+
+class VirtualFirstPolicy:
+    """Compute every virtual group on demand; read a group that is not virtual from its table.
+
+    What a pipeline's ``feature_store: virtualized`` read asks for (always fresh values for the
+    virtual groups, and the stored values of the rest), and a policy to compare routes with.
+
+    Example:
+        >>> VirtualFirstPolicy().decide(RouteFacts(group="g", virtual_available=True)).target
+        'virtual'
+    """
+
+    name = "virtual_first"
+
+    def decide(self, facts: RouteFacts) -> Route:
+        """Return ``virtual`` when the group has a readable definition, else ``materialized``."""
+        g = repr(facts.group)
+        if facts.virtual_available:
+            return Route("virtual", (f"virtual first: computing {g} from its definition",), facts, self.name)
+        return Route(
+            "materialized", (f"virtual first: {g} is not virtual, reading its table",), facts, self.name
+        )

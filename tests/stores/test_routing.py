@@ -263,3 +263,13 @@ def test_policy_invariants(facts: RouteFacts, ratio: float | None) -> None:
             assert route.target == "virtual"
         elif facts.over_threshold:
             assert route.target == "materialized"
+
+
+def test_virtual_first_computes_every_virtual_group_and_reads_the_rest() -> None:
+    from tauro_workbench.stores.routing import VirtualFirstPolicy
+
+    policy = VirtualFirstPolicy()
+    big = RouteFacts(group="g", virtual_available=True, materialized=True, estimated_rows=10**9)
+    assert policy.decide(big).target == "virtual" and policy.decide(big).policy == "virtual_first"
+    stored = RouteFacts(group="t", virtual_available=False, materialized=True)
+    assert policy.decide(stored).target == "materialized"
