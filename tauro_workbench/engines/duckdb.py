@@ -3,8 +3,15 @@
 Sources appear under their dotted names: ``silver.users`` is a view in DuckDB schema
 ``silver`` over the source (Parquet through DuckDB's own reader, Delta tables and CSV through
 PyArrow datasets, frames through Arrow). One in-memory database is shared by a small pool of
-cursors, so concurrent threads each run on their own cursor. Results come back through Arrow
-as Polars frames.
+cursors, so concurrent threads each run on their own cursor (DuckDB's rule: one connection per
+thread, ``cursor()`` for each). Results come back through Arrow as Polars frames.
+
+The catalog of views is the one thing those cursors share and write, and DuckDB lets only one
+transaction at a time replace a catalog entry (a second one fails with a write-write
+conflict). So the shared views (``silver.users`` and, for Parquet, the scan it reads) are
+written once per database and per change of a source, under a lock, by one cursor; queries
+only read them. What is private to a cursor stays on it as a temporary view: the Arrow
+datasets of Delta, CSV and frame sources, and the per-query ``frames``.
 
 Reads are confined to the registered sources, twice over. Every query is checked before it
 runs (:func:`~tauro_workbench.engines.sql_dialect.prepare_query`: one SELECT over registered
@@ -39,6 +46,9 @@ from tauro_workbench.sources import DataSource, SourceRegistry
 
 __all__ = ["DuckDBQueryExecutor"]
 
+#: A source, its fingerprint and (Parquet) its absolute file paths.
+_State = tuple[DataSource, str, list[str]]
+
 #: Run once on a new database, after ``allowed_paths``: from then on it reads no other file.
 _SEAL = (
     "SET enable_external_access = false",
@@ -59,21 +69,60 @@ class _Database:
         self.root.execute("SET allowed_paths = $paths", {"paths": sorted(allowed)})
         for statement in _SEAL:
             self.root.execute(statement)
+        row = self.root.execute("SELECT current_database()").fetchone()
+        self.catalog = str(row[0]) if row else "memory"
         self.pool: queue.LifoQueue[_Cursor] = queue.LifoQueue()
         self.pool_size = pool_size
-        self.views: dict[str, str] = {}
-        self.generation = -1
         self.lock = threading.Lock()
         self.in_use = 0
         self.retired = False
+        #: source name -> the fingerprint its shared views were written for
+        self.views: dict[str, str] = {}
+        #: the (name, fingerprint) pairs last published, swapped whole: the lock-free fast path
+        self.published: tuple[tuple[str, str], ...] | None = None
+        self.catalog_lock = threading.Lock()
 
     def acquire(self) -> _Cursor:
         with self.lock:
+            try:
+                cursor = self.pool.get_nowait()
+            except queue.Empty:
+                cursor = _Cursor(self, self.root.cursor())
             self.in_use += 1
-        try:
-            return self.pool.get_nowait()
-        except queue.Empty:
-            return _Cursor(self, self.root.cursor())
+            return cursor
+
+    def publish(self, connection: duckdb.DuckDBPyConnection, states: list[_State]) -> None:
+        """Write the shared views of the sources new or changed since the last call.
+
+        Runs on ``connection`` (a cursor of this database, holding the temporary views of its
+        Arrow-backed sources), one thread at a time, and does nothing when nothing changed.
+        """
+        key = tuple((source.name, fingerprint) for source, fingerprint, _ in states)
+        if self.published == key:
+            return
+        with self.catalog_lock:
+            if self.published == key:
+                return
+            for source, fingerprint, files in states:
+                if self.views.get(source.name) == fingerprint:
+                    continue
+                if source.format == "parquet":
+                    # DuckDB's own Parquet reader: ~2-3x faster than scanning a PyArrow dataset
+                    # (row-group statistics, join filters pushed into the scan)
+                    connection.read_parquet(files).create_view(source.relation_name, replace=True)
+                else:  # read from each cursor's temporary view: drop a shared one left from Parquet
+                    name = ".".join(quote(p, "duckdb") for p in (self.catalog, "main", source.relation_name))
+                    connection.execute(f"DROP VIEW IF EXISTS {name}")
+                if source.name not in self.views:
+                    parts = [quote(p, "duckdb") for p in source.parts]
+                    if len(parts) == 2:
+                        connection.execute(f"CREATE SCHEMA IF NOT EXISTS {parts[0]}")
+                    connection.execute(
+                        f"CREATE OR REPLACE VIEW {'.'.join(parts)} AS "
+                        f"SELECT * FROM {quote(source.relation_name, 'duckdb')}"
+                    )
+                self.views[source.name] = fingerprint
+            self.published = key
 
     def release(self, cursor: _Cursor, healthy: bool) -> None:
         with self.lock:
@@ -100,12 +149,28 @@ class _Database:
 
 
 class _Cursor:
-    """A pooled cursor and the source fingerprints it has registered."""
+    """A pooled cursor and the Arrow-backed sources it holds as temporary views."""
 
     def __init__(self, database: _Database, connection: duckdb.DuckDBPyConnection) -> None:
         self.database = database
         self.connection = connection
-        self.registered: dict[str, str] = {}
+        #: source name -> (temporary view name, the source's fingerprint when registered)
+        self.registered: dict[str, tuple[str, str]] = {}
+
+    def sync(self, states: list[_State]) -> None:
+        """Register the Arrow-backed sources new or changed since this cursor last looked."""
+        current = {source.name for source, _, _ in states}
+        for name in [n for n in self.registered if n not in current]:
+            self.connection.unregister(self.registered.pop(name)[0])
+        for source, fingerprint, _ in states:
+            seen = self.registered.get(source.name)
+            if source.format == "parquet":
+                if seen is not None:  # was a frame or dataset: uncover the shared Parquet view
+                    self.connection.unregister(self.registered.pop(source.name)[0])
+            elif seen is None or seen[1] != fingerprint:
+                self.connection.register(source.relation_name, source.to_arrow_dataset())
+                self.registered[source.name] = (source.relation_name, fingerprint)
+        self.database.publish(self.connection, states)
 
 
 class DuckDBQueryExecutor:
@@ -149,7 +214,7 @@ class DuckDBQueryExecutor:
         """Make an in-memory frame queryable as source ``name`` (e.g. ``"silver.users"``)."""
         return self.sources.add_frame(name, frame)
 
-    def _states(self) -> list[tuple[DataSource, str, list[str]]]:
+    def _states(self) -> list[_State]:
         """Return each source with its fingerprint and (Parquet) absolute file paths."""
         states = []
         for source in self.sources.snapshot():
@@ -175,34 +240,6 @@ class DuckDBQueryExecutor:
             current.retire()
         return database
 
-    def _sync(self, cursor: _Cursor, states: list[tuple[DataSource, str, list[str]]]) -> None:
-        """Register on ``cursor`` each source that is new or changed since it last looked."""
-        for source, fingerprint, files in states:
-            if cursor.registered.get(source.name) != fingerprint:
-                if source.format == "parquet":
-                    # DuckDB's own Parquet reader: ~2-3x faster than scanning a PyArrow dataset
-                    # (row-group statistics, join filters pushed into the scan)
-                    cursor.connection.read_parquet(files).create_view(source.relation_name, replace=True)
-                else:
-                    cursor.connection.register(source.relation_name, source.to_arrow_dataset())
-                cursor.registered[source.name] = fingerprint
-        database = cursor.database
-        generation = self.sources.generation
-        if database.generation == generation:
-            return
-        with database.lock:
-            for source, _, _ in states:
-                if database.views.get(source.name) == source.relation_name:
-                    continue
-                parts = [quote(p, "duckdb") for p in source.parts]
-                if len(parts) == 2:
-                    cursor.connection.execute(f"CREATE SCHEMA IF NOT EXISTS {parts[0]}")
-                cursor.connection.execute(
-                    f"CREATE OR REPLACE VIEW {'.'.join(parts)} AS SELECT * FROM {quote(source.relation_name, 'duckdb')}"
-                )
-                database.views[source.name] = source.relation_name
-            database.generation = generation
-
     @contextmanager
     def _cursor(self) -> Iterator[_Cursor]:
         if self._closed:
@@ -212,7 +249,7 @@ class DuckDBQueryExecutor:
         cursor = database.acquire()
         healthy = False
         try:
-            self._sync(cursor, states)
+            cursor.sync(states)
             yield cursor
             healthy = True
         finally:

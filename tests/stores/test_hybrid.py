@@ -343,11 +343,11 @@ def test_online_reads(tmp_path: Path) -> None:
     repo.virtual.executor.close()
 
 
-def test_metrics_are_thread_safe(repo: Repo) -> None:
-    # on the materialized route: concurrent DuckDB reads of one source currently conflict in
-    # the executor's catalog (a VirtualizedFeatureStore issue, reported separately)
-    repo.hybrid.materialize("spend")
-    set_threshold(repo, 0)
+@pytest.mark.parametrize("target", ["virtual", "materialized"])
+def test_metrics_are_thread_safe(repo: Repo, target: str) -> None:
+    if target == "materialized":
+        repo.hybrid.materialize("spend")
+        set_threshold(repo, 0)
     errors: list[BaseException] = []
 
     def read() -> None:
@@ -364,10 +364,49 @@ def test_metrics_are_thread_safe(repo: Repo) -> None:
         t.join()
     assert errors == []
     snapshot = repo.hybrid.metrics.snapshot()
-    assert snapshot["reads"] == {"materialized": 20}
-    assert snapshot["groups"]["spend"]["materialized"]["reads"] == 20
-    assert snapshot["seconds"]["materialized"] > 0
-    assert repo.routes() == [("spend", None, "materialized")]  # one change, even from four threads
+    assert snapshot["reads"] == {target: 20}
+    assert snapshot["groups"]["spend"][target]["reads"] == 20
+    assert snapshot["seconds"][target] > 0
+    assert repo.routes() == [("spend", None, target)]  # one change, even from four threads
+
+
+def test_background_materialization_overlapping_virtual_reads(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, hybrid_threshold_rows=2, auto_materialize_on_read=True)
+    expected = repo.virtual.get_features("spend.amount", entity_ids=IDS).collect()
+    gate, started = threading.Event(), threading.Event()
+    promote = repo.hybrid.materialize
+
+    def gated(group: str) -> Any:
+        started.set()
+        assert gate.wait(30)
+        return promote(group)  # reads the virtual group on DuckDB while the readers do
+
+    repo.hybrid.materialize = gated  # type: ignore[method-assign,assignment]
+    errors: list[BaseException] = []
+    results: list[pl.DataFrame] = []
+
+    def read() -> None:
+        try:
+            for _ in range(10):
+                results.append(repo.hybrid.get_features("spend.amount", entity_ids=IDS).collect())
+                gate.set()  # let the job run while the others keep reading
+        except BaseException as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert repo.hybrid.wait_for_materializations(timeout=60)
+    assert errors == [] and started.is_set() and len(results) == 40
+    for got in results:
+        assert_frame_equal(got, expected)
+    jobs = repo.hybrid.metrics.snapshot()["materializations"]
+    assert (jobs["started"], jobs["succeeded"], jobs.get("failed")) == (1, 1, None)  # the rest: skipped
+    assert route_of(repo).target == "materialized"
+    assert_frame_equal(repo.hybrid.get_features("spend.amount", entity_ids=IDS).collect(), expected)
+    repo.virtual.executor.close()
 
 
 def test_stores_on_different_registries_are_refused(tmp_path: Path) -> None:
