@@ -45,6 +45,7 @@ WON = "__tauro_won_at"
 TIME = "__tauro_time"
 POS = "__tauro_pos"
 _RESERVED = "__tauro_"
+IN_MEMORY_ROWS = 250_000  # feature rows read once into memory when the caller knows the count
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ def point_in_time_join(
     spec: PointInTimeSpec,
     *,
     engine: PitEngine = "polars",
+    feature_rows: int | None = None,
 ) -> pl.LazyFrame:
     """Join ``features`` onto ``entity`` as of each entity row's time.
 
@@ -122,6 +124,10 @@ def point_in_time_join(
             feature columns.
         spec: What to join (see :class:`PointInTimeSpec`).
         engine: ``"polars"`` (default) or ``"duckdb"``; both give identical results.
+        feature_rows: The feature frame's row count when known without reading it (e.g. from
+            table metadata). Up to :data:`IN_MEMORY_ROWS` rows, the needed columns are read
+            once into memory and every pass runs there: for small inputs the fixed cost of
+            reading a scan two or three times outweighs the memory saved.
 
     Returns:
         Every entity column unchanged, in input order, followed by ``spec.outputs``.
@@ -145,10 +151,19 @@ def point_in_time_join(
         **dict(zip(spec.outputs, (feature_schema[c] for c in spec.feature_columns), strict=True)),
     }
 
+    small = feature_rows is not None and feature_rows <= IN_MEMORY_ROWS
+    needed = list(
+        dict.fromkeys((*spec.entity_keys, spec.event_time, *spec.tie_breakers, *spec.feature_columns))
+    )
+
     def run() -> pl.DataFrame:
         frame = entity.collect()
-        matches = _match(frame, features, spec, entity_schema, feature_schema, engine)
-        return frame.hstack(fetch_winners(features, matches, spec, height=frame.height).get_columns())
+        if not small:
+            matches = _match(frame, features, spec, entity_schema, feature_schema, engine)
+            return frame.hstack(fetch_winners(features, matches, spec, height=frame.height).get_columns())
+        held = features.select(needed).collect()
+        matches = _match(frame, held.lazy(), spec, entity_schema, feature_schema, engine)
+        return frame.hstack(gather_winners(held, matches, spec, height=frame.height).get_columns())
 
     return pl.defer(run, schema=out_schema)
 
@@ -431,10 +446,11 @@ def _drop_tie_losers(
     The winner has the greatest tie-breakers (null lowest), then the greatest position; the
     tie-breakers are read only for the tied rows.
     """
+    values = packed.to_numpy()
+    if not (values[1:] == values[:-1]).any():  # NumPy: no ties is the common case, checked fast
+        return packed, locs
     step = packed.diff()
     tied = ((step == 0) | (step.shift(-1) == 0)).fill_null(False)
-    if not tied.any():
-        return packed, locs
     where = tied.arg_true()
     runs = pl.DataFrame([where.alias(POS), packed.gather(where).alias(TIME), locs.gather(where)])
     if spec.tie_breakers:
@@ -486,6 +502,17 @@ def fetch_winners(
     if matches.height:
         index = index.scatter(matches[ROW], position)
     return fetched.drop(LOC, WON).select(pl.all().gather(index)).rename(renames)
+
+
+def gather_winners(
+    held: pl.DataFrame, matches: pl.DataFrame, spec: PointInTimeSpec, *, height: int
+) -> pl.DataFrame:
+    """Like :func:`fetch_winners` for a feature frame already in memory: one gather by position."""
+    index = pl.repeat(None, height, dtype=pl.get_index_type(), eager=True)
+    if matches.height:
+        index = index.scatter(matches[ROW], matches[LOC])
+    renames = dict(zip(spec.feature_columns, spec.outputs, strict=True))
+    return held.select(spec.feature_columns)[index].rename(renames)
 
 
 def latest_per_entity(

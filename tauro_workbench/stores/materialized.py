@@ -649,7 +649,8 @@ class MaterializedFeatureStore(OnlineServingMixin, BaseFeatureStore):
             if spec is None:
                 out = join_latest(out, scan, request.schema, request.features, request.outputs)
                 continue
-            out = point_in_time_join(out, scan, spec, engine=engine)
+            rows = self._table(request.schema).row_count(versions[name])
+            out = point_in_time_join(out, scan, spec, engine=engine, feature_rows=rows)
         self._record_read("get_historical_features", schemas, versions, out, started)
         return out
 

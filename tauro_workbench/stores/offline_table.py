@@ -25,6 +25,11 @@ with other engines' writers are retried per the retry policy, then raise
 With ``partition_by_date``, the hidden column ``_tauro_date`` (Date of the event time) is the
 Delta partition column. Hidden columns start with ``_tauro``, a prefix user columns cannot use.
 
+Reads: a Delta table keeps up to 8 opened versions (snapshots) and reuses them while the log
+says they are current: a read of the latest version costs a ``stat`` of the next log entry
+instead of a log replay, and a commit by any process (which creates that entry) makes the next
+read open the new version. A scan returned earlier keeps reading the version it was made at.
+
 Parquet format: a folder of ``part-<write number>-<uuid>.parquet`` files. A new table is
 prepared in a temporary folder (commit markers and schema file) and renamed into place, so it
 appears complete or not at all. Write numbers are allocated by creating
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -48,6 +54,7 @@ from typing import Literal
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from loguru import logger
 
 from tauro_workbench.exceptions import (
@@ -80,6 +87,7 @@ WriteMode = Literal["append", "overwrite", "merge", "backfill"]
 TimeWindow = tuple[str, datetime, datetime]  # (event-time column, start, end): [start, end)
 AsOf = int | datetime | None
 WRITE_APP_PREFIX = "tauro-write:"
+_SNAPSHOTS = 8  # opened Delta table versions kept per table
 
 
 @dataclass(frozen=True)
@@ -177,6 +185,10 @@ class OfflineTable(ABC):
         """Return the table version that committed ``write_id`` (None: not in the log)."""
         return None
 
+    def row_count(self, version: int | None) -> int | None:
+        """Return the rows at ``version`` when the table's metadata tells (None: unknown)."""
+        return None
+
     def table_id(self) -> str | None:
         """Return the id of the table (Delta metadata id; None for Parquet or no table)."""
         return None
@@ -194,6 +206,63 @@ class DeltaOfflineTable(OfflineTable):
     """A Delta Lake table written with deltalake (delta-rs)."""
 
     format = "delta"
+
+    def __init__(self, path: Path, *, retry: RetryPolicy, lock_timeout_seconds: float = 30.0) -> None:
+        super().__init__(path, retry=retry, lock_timeout_seconds=lock_timeout_seconds)
+        self._uri = super().uri
+        self._log = os.path.join(self._uri, "_delta_log")
+        # version -> (opened table at that version, identity of its log entry); never mutated
+        # once stored, because a lazy scan handed out earlier keeps reading it
+        self._snapshots: dict[int, tuple[object, tuple[int, int, int]]] = {}
+        self._latest: int | None = None
+        self._counts: dict[tuple[int, tuple[int, int, int] | None], int | None] = {}
+        self._guard = threading.Lock()  # readers on several threads share the snapshots
+
+    @property
+    def uri(self) -> str:
+        """Absolute path of the table folder."""
+        return self._uri
+
+    def _entry(self, version: int) -> tuple[int, int, int] | None:
+        """Identity (inode, size, mtime) of the log entry of ``version`` (None: no such entry)."""
+        try:
+            found = os.stat(os.path.join(self._log, f"{version:020d}.json"))
+        except OSError:
+            return None
+        return (found.st_ino, found.st_size, found.st_mtime_ns)
+
+    def _snapshot(self, version: int | None):  # type: ignore[no-untyped-def]
+        """Return the opened table at ``version`` (None: latest), reusing one opened before.
+
+        A cached snapshot is served only while its log entry is the same file and, for the
+        latest, no next entry exists: one or two ``stat`` calls instead of a log replay. A
+        commit by this or any other process creates the next entry, and a table deleted and
+        created again has new entries, so neither is ever missed.
+        """
+        latest = self._latest
+        if version is None and latest is not None:
+            held = self._snapshots.get(latest)
+            if held is not None and self._entry(latest + 1) is None and self._entry(latest) == held[1]:
+                return held[0]
+        elif version is not None:
+            held = self._snapshots.get(version)
+            if held is not None and self._entry(version) == held[1]:
+                return held[0]
+        table = self._open(version)
+        with self._guard:
+            if table is None:
+                self._snapshots.clear()
+                self._latest = None
+                return None
+            opened = int(table.version())
+            entry = self._entry(opened)
+            if entry is not None:
+                if len(self._snapshots) >= _SNAPSHOTS:
+                    self._snapshots.pop(next(iter(self._snapshots)))
+                self._snapshots[opened] = (table, entry)
+                if version is None:
+                    self._latest = opened
+        return table
 
     def _open(self, version: AsOf = None):  # type: ignore[no-untyped-def]
         from deltalake import DeltaTable
@@ -217,13 +286,14 @@ class DeltaOfflineTable(OfflineTable):
         return bool(DeltaTable.is_deltatable(self.uri))
 
     def version(self) -> int | None:
-        table = self._open()
+        table = self._snapshot(None)
         return None if table is None else int(table.version())
 
     def resolve_version(self, as_of: AsOf) -> int | None:
         if isinstance(as_of, bool) or (isinstance(as_of, int) and as_of < 0):
             raise PointInTimeError(f"as_of must be a table version >= 0 or a datetime, got {as_of!r}")
-        table = self._open(as_of)
+        # a datetime is resolved against the log each time (later commits may change the answer)
+        table = self._open(as_of) if isinstance(as_of, datetime) else self._snapshot(as_of)
         if table is None:
             return None
         if as_of is not None:  # time travel: the version's files may have been vacuumed
@@ -233,13 +303,33 @@ class DeltaOfflineTable(OfflineTable):
         return int(table.version())
 
     def scan(self, version: int | None) -> pl.LazyFrame | None:
-        if not self.exists():
+        table = self._snapshot(version)
+        if table is None:
             return None
-        return pl.scan_delta(self.uri, version=version)
+        # The opened snapshot is scanned as is: no second log replay, and every collect of the
+        # returned frame reads the same version.
+        return pl.scan_delta(table, version=int(table.version()))
 
     def table_id(self) -> str | None:
         table = self._open()
         return None if table is None else str(table.metadata().id)
+
+    def row_count(self, version: int | None) -> int | None:
+        table = self._snapshot(version)
+        if table is None:
+            return None
+        opened = int(table.version())
+        key = (opened, self._entry(opened))  # a table created again has other entries
+        if key in self._counts:  # a snapshot never changes, so its count is kept
+            return self._counts[key]
+        records = pa.table(table.get_add_actions(flatten=True)).column("num_records")
+        # a file written without statistics leaves the count unknown
+        count = None if records.null_count else int(pc.sum(records).as_py() or 0)
+        with self._guard:
+            if len(self._counts) >= _SNAPSHOTS:
+                self._counts.pop(next(iter(self._counts)))
+            self._counts[key] = count
+        return count
 
     def committed_version(self, write_id: str) -> int | None:
         table = self._open()

@@ -4,7 +4,7 @@ Data (written once per case through :class:`MaterializedFeatureStore`, so the De
 a real ``_tauro_seq``): ``entity_rows / 10`` entities, one label per entity row, 10 float
 features per feature row, a 7-day ttl, times over one year. Sizes: ``small`` 10k x 100k,
 ``medium`` 200k x 2M, ``large`` 1M x 10M (``--scale quick`` runs small and medium, ``full``
-all three). Shapes: ``uniform`` (every entity alike) and ``skewed`` (1% of the entities hold
+all three; ``python tests/benchmarks/bench_point_in_time.py --size small`` runs one size). Shapes: ``uniform`` (every entity alike) and ``skewed`` (1% of the entities hold
 half the feature rows and half the entity rows). Variants: ``no created time`` (event times to
 the microsecond, ties only by chance) and ``created time`` (event times on a 4-hour grid, so
 most rows share their event time with another row of the same entity and the group's
@@ -148,7 +148,9 @@ def _ours(paths: dict[str, Any], engine: str) -> pl.DataFrame:
 
     # One store per process, as a notebook session or a Workbench holds it: the first call
     # also opens the table (and reconciles its log), later calls are steady-state requests.
-    store = _STORES.setdefault(paths["repo"], MaterializedFeatureStore(storage_path=paths["repo"]))
+    store = _STORES.get(paths["repo"])
+    if store is None:  # not setdefault: its argument would build (and time) a new store every call
+        store = _STORES[paths["repo"]] = MaterializedFeatureStore(storage_path=paths["repo"])
     names = [f"{GROUP}.{name}" for name in FEATURES]
     entity = pl.scan_parquet(paths["entity"])
     return store.get_historical_features(entity, names, timestamp_column="ts", engine=engine).collect()  # type: ignore[arg-type]
@@ -381,7 +383,26 @@ def markdown(rows: list[Measurement] | list[dict[str, Any]]) -> str:
 
 
 if __name__ == "__main__":
+    import argparse
     import json
 
-    saved = Path(__file__).resolve().parent / "results" / "bench_point_in_time.json"
-    print(markdown(json.loads(saved.read_text())))
+    parser = argparse.ArgumentParser(
+        description="Print the saved table, or with --size measure one size (saved to "
+        "results/point_in_time_<size>.json, outside run.py's results)."
+    )
+    parser.add_argument("--size", choices=sorted(SIZES))
+    args = parser.parse_args()
+    results = Path(__file__).resolve().parent / "results"
+    if args.size is None:
+        print(markdown(json.loads((results / "bench_point_in_time.json").read_text())))
+    else:
+        measured = [
+            run_case(args.size, shape, created, repeat=2 if args.size == "large" else 3)
+            for shape in ("uniform", "skewed")
+            for created in (False, True)
+        ]
+        results.mkdir(exist_ok=True)
+        (results / f"point_in_time_{args.size}.json").write_text(
+            json.dumps([m.to_dict() for m in measured], indent=2, default=str)
+        )
+        print(markdown(measured))

@@ -6,11 +6,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from tauro_workbench.engines.pit import PointInTimeSpec
+from tauro_workbench.engines.pit import IN_MEMORY_ROWS, PitEngine, PointInTimeSpec, point_in_time_join
 from tests.engines.conftest import PitRunner, like
 from tests.pit_oracle import oracle_point_in_time
 
@@ -130,6 +131,42 @@ def test_every_engine_matches_the_oracle(pit_runner: PitRunner) -> None:
         assert_matches(pit_runner, pit_runner.join(entity, features, spec), expected)
 
     check()
+
+
+@pytest.mark.parametrize("engine", ["polars", "duckdb"])
+def test_the_in_memory_path_for_small_inputs_matches_the_oracle(engine: PitEngine) -> None:
+    # feature_rows (known from table metadata) at most IN_MEMORY_ROWS: one read, every pass in memory
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(case=cases())
+    def check(case: tuple[pl.DataFrame, pl.DataFrame, PointInTimeSpec]) -> None:
+        entity, features, spec = case
+        expected = oracle_point_in_time(entity, features, spec)
+        got = point_in_time_join(
+            entity.lazy(), features.lazy(), spec, engine=engine, feature_rows=features.height
+        ).collect()
+        assert_frame_equal(got, expected, check_exact=True)
+
+    check()
+
+
+def test_the_in_memory_path_reads_the_feature_frame_once() -> None:
+    entity, features = _frames(
+        [{"k": 1, "event_time": hours(1), "created": None, "_tauro_seq": 1, "v": 1.0}],
+        [{"k": 1, "ts": hours(2)}, {"k": 2, "ts": hours(2)}],
+    )
+    reads = []
+
+    def counted() -> pl.DataFrame:
+        reads.append(1)
+        return features
+
+    source = pl.defer(counted, schema=features.schema)
+    spec = _spec(tie_breakers=("created", "_tauro_seq"))
+    small = point_in_time_join(entity.lazy(), source, spec, feature_rows=1).collect()
+    assert (len(reads), small["v"].to_list()) == (1, [1.0, None])
+    reads.clear()
+    big = point_in_time_join(entity.lazy(), source, spec, feature_rows=IN_MEMORY_ROWS + 1).collect()
+    assert len(reads) >= 2 and big.equals(small)  # above the threshold: narrow match, then fetch
 
 
 def test_groups_joined_in_sequence_match_the_oracle(pit_runner: PitRunner) -> None:
