@@ -54,7 +54,6 @@ from typing import Literal
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 from loguru import logger
 
 from tauro_workbench.exceptions import (
@@ -322,9 +321,10 @@ class DeltaOfflineTable(OfflineTable):
         key = (opened, self._entry(opened))  # a table created again has other entries
         if key in self._counts:  # a snapshot never changes, so its count is kept
             return self._counts[key]
-        records = pa.table(table.get_add_actions(flatten=True)).column("num_records")
+        # Polars reads the (Arrow) add actions: pyarrow.compute would cost ~40 MB to import.
+        records = pl.DataFrame(table.get_add_actions(flatten=True)).get_column("num_records")
         # a file written without statistics leaves the count unknown
-        count = None if records.null_count else int(pc.sum(records).as_py() or 0)
+        count = None if records.null_count() else int(records.sum())
         with self._guard:
             if len(self._counts) >= _SNAPSHOTS:
                 self._counts.pop(next(iter(self._counts)))
