@@ -175,7 +175,8 @@ _LOOP = textwrap.dedent(
 
     store = MaterializedFeatureStore(storage_path=sys.argv[1], config={"drift": {"enabled": False}})
     print("ready", flush=True)
-    for i in range(int(sys.argv[2])):
+    start = int(sys.argv[3])
+    for i in range(start, start + int(sys.argv[2])):
         modes = ("append", "append", "merge")
         store.write_features("users", pl.DataFrame({
             "user_id": [i * 10 + j for j in range(5)], "ts": [datetime(2024, 1, 1, tzinfo=timezone.utc)] * 5,
@@ -186,13 +187,19 @@ _LOOP = textwrap.dedent(
 
 
 def test_random_sigkills_never_lose_or_duplicate_a_write(make_store: StoreFactory, tmp_path: Path) -> None:
-    """Each trial runs two writers of the same write ids at once and SIGKILLs both at random moments."""
-    writes, trials = 30, 10
+    """Each trial runs two writers of the same write ids at once and SIGKILLs both at random moments.
+
+    Trial t writes ids [10 t, 10 t + 30): the first ten retry what earlier trials may have
+    written (no-ops), the rest are new, so every kill lands while writes are still to do.
+    """
+    per_trial, trials = 30, 10
+    writes = 10 * (trials - 1) + per_trial
     make_store("delta").register_features(users_schema())
     rng = random.Random(9)
-    loop = [sys.executable, "-c", _LOOP, str(tmp_path / "repo"), str(writes)]
+    repo = str(tmp_path / "repo")
     killed = 0
-    for _ in range(trials):
+    for trial in range(trials):
+        loop = [sys.executable, "-c", _LOOP, repo, str(per_trial), str(10 * trial)]
         children = [subprocess.Popen(loop, stdout=subprocess.PIPE) for _ in range(2)]
         for child in children:
             assert child.stdout is not None and child.stdout.readline().strip() == b"ready"
@@ -201,9 +208,10 @@ def test_random_sigkills_never_lose_or_duplicate_a_write(make_store: StoreFactor
             os.kill(child.pid, signal.SIGKILL)
             killed += child.wait() == -signal.SIGKILL
     assert killed >= 2 * trials - 2  # (a child may finish every write before its kill)
+    resume = [sys.executable, "-c", _LOOP, repo, str(writes), "0"]
     assert (
-        subprocess.run(loop, timeout=120, stdout=subprocess.DEVNULL).returncode == 0
-    )  # resume: no-ops, then the rest
+        subprocess.run(resume, timeout=180, stdout=subprocess.DEVNULL).returncode == 0
+    )  # no-ops, then the rest
     store = make_store("delta")
     stored = store.scan_group("users", columns=["user_id", "age", SEQ_COLUMN]).collect()
     assert stored.height == writes * 5
