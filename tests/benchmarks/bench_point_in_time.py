@@ -20,7 +20,7 @@ Polars ``join_asof`` (features sorted by event time, then created time), a Polar
 created time) and a DuckDB range join (``QUALIFY row_number()``). Every method runs in its own
 spawned process that first imports the same libraries (polars, pyarrow, duckdb, deltalake and
 the store), so its peak RSS (VmHWM) compares like with like; the best of ``repeat`` runs is
-reported. A range join whose candidate pairs exceed a budget is skipped (it would need tens of
+reported (15 runs at small size, 3 at medium, 2 at large). A range join whose candidate pairs exceed a budget is skipped (it would need tens of
 GB) and the reason is recorded; a method past its time budget is stopped. Each method's
 (rows, matched rows, checksum) is recorded so a disagreeing method shows.
 """
@@ -50,6 +50,9 @@ SIZES = {
     "large": (1_000_000, 10_000_000),
 }
 SCALES = {"quick": ("small", "medium"), "full": ("small", "medium", "large")}
+# Best of this many runs per method: a small case takes ~20 ms, where a shared machine's noise
+# swings single runs by +-50%, so it gets more runs (the same for every method).
+REPEATS = {"small": 15, "medium": 3, "large": 2}
 FEATURES = tuple(f"f{i}" for i in range(10))
 GROUP = "bench"
 TTL = timedelta(days=7)
@@ -343,7 +346,7 @@ def run(scale: str) -> list[Measurement]:
     """Measure every size of ``scale`` ("quick" or "full"), both shapes, with and without created time."""
     rows = []
     for size in SCALES[scale]:
-        repeat = 2 if size == "large" else 3
+        repeat = REPEATS[size]
         for shape in ("uniform", "skewed"):
             for created in (False, True):
                 rows.append(run_case(size, shape, created, repeat=repeat))
@@ -397,7 +400,7 @@ if __name__ == "__main__":
         print(markdown(json.loads((results / "bench_point_in_time.json").read_text())))
     else:
         measured = [
-            run_case(args.size, shape, created, repeat=2 if args.size == "large" else 3)
+            run_case(args.size, shape, created, repeat=REPEATS[args.size])
             for shape in ("uniform", "skewed")
             for created in (False, True)
         ]
