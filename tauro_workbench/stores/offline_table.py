@@ -310,7 +310,7 @@ class DeltaOfflineTable(OfflineTable):
         return pl.scan_delta(table, version=int(table.version()))
 
     def table_id(self) -> str | None:
-        table = self._open()
+        table = self._snapshot(None)
         return None if table is None else str(table.metadata().id)
 
     def row_count(self, version: int | None) -> int | None:
@@ -426,7 +426,7 @@ class DeltaOfflineTable(OfflineTable):
 
     def log_commits(self, after: int) -> list[dict[str, object]]:
         """Return the commits with a version above ``after``, oldest first (commitInfo fields)."""
-        table = self._open()
+        table = self._snapshot(None)
         if table is None:
             return []
         newest = int(table.version())
