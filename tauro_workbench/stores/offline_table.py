@@ -25,10 +25,12 @@ with other engines' writers are retried per the retry policy, then raise
 With ``partition_by_date``, the hidden column ``_tauro_date`` (Date of the event time) is the
 Delta partition column. Hidden columns start with ``_tauro``, a prefix user columns cannot use.
 
-Reads: a Delta table keeps up to 8 opened versions (snapshots) and reuses them while the log
-says they are current: a read of the latest version costs a ``stat`` of the next log entry
-instead of a log replay, and a commit by any process (which creates that entry) makes the next
-read open the new version. A scan returned earlier keeps reading the version it was made at.
+Reads: a Delta version is read by replaying its log (:mod:`~.delta_log`, deltalake for what that
+does not support) into a snapshot: its files, schema, row count and table id. A table keeps up
+to 8 snapshots and reuses them while the log says they are current: a read of the latest
+version costs a ``stat`` of the next log entry instead of a log replay, and a commit by any
+process (which creates that entry) makes the next read replay the new version. A scan returned
+earlier keeps reading the version it was made at.
 
 Parquet format: a folder of ``part-<write number>-<uuid>.parquet`` files. A new table is
 prepared in a temporary folder (commit markers and schema file) and renamed into place, so it
@@ -64,6 +66,13 @@ from tauro_workbench.exceptions import (
 )
 from tauro_workbench.retry import RetryPolicy
 from tauro_workbench.stores.commit_lock import commit_lock, ensure_folder
+from tauro_workbench.stores.delta_log import (
+    LogSnapshot,
+    UnsupportedLog,
+    latest_version,
+    read_commits,
+    read_snapshot,
+)
 
 __all__ = [
     "DATE_COLUMN",
@@ -201,6 +210,33 @@ class OfflineTable(ABC):
         return []
 
 
+@dataclass(frozen=True)
+class _DeltaRsSnapshot(LogSnapshot):
+    """A version opened with deltalake, for logs :mod:`~.delta_log` does not replay."""
+
+    table: object = None
+
+    @classmethod
+    def of(cls, table) -> _DeltaRsSnapshot:  # type: ignore[no-untyped-def]
+        """Describe an opened deltalake table."""
+        version = int(table.version())
+        # Polars reads the (Arrow) add actions: pyarrow.compute would cost ~40 MB to import.
+        records = pl.DataFrame(table.get_add_actions(flatten=True)).get_column("num_records")
+        return cls(
+            version=version,
+            table_id=str(table.metadata().id),
+            schema=pl.scan_delta(table, version=version).collect_schema(),
+            partition_columns=tuple(table.metadata().partition_columns),
+            files=tuple(table.file_uris()),
+            num_records=None if records.null_count() else int(records.sum()),  # no statistics: unknown
+            table=table,
+        )
+
+    def scan(self) -> pl.LazyFrame:
+        """Scan through Polars' Delta reader (deletion vectors, column mapping)."""
+        return pl.scan_delta(self.table, version=self.version)  # type: ignore[arg-type]
+
+
 class DeltaOfflineTable(OfflineTable):
     """A Delta Lake table written with deltalake (delta-rs)."""
 
@@ -212,9 +248,8 @@ class DeltaOfflineTable(OfflineTable):
         self._log = os.path.join(self._uri, "_delta_log")
         # version -> (opened table at that version, identity of its log entry); never mutated
         # once stored, because a lazy scan handed out earlier keeps reading it
-        self._snapshots: dict[int, tuple[object, tuple[int, int, int]]] = {}
+        self._snapshots: dict[int, tuple[LogSnapshot, tuple[int, int, int]]] = {}
         self._latest: int | None = None
-        self._counts: dict[tuple[int, tuple[int, int, int] | None], int | None] = {}
         self._guard = threading.Lock()  # readers on several threads share the snapshots
 
     @property
@@ -230,8 +265,8 @@ class DeltaOfflineTable(OfflineTable):
             return None
         return (found.st_ino, found.st_size, found.st_mtime_ns)
 
-    def _snapshot(self, version: int | None):  # type: ignore[no-untyped-def]
-        """Return the opened table at ``version`` (None: latest), reusing one opened before.
+    def _snapshot(self, version: int | None) -> LogSnapshot | None:
+        """Return the table at ``version`` (None: latest), reusing one read before.
 
         A cached snapshot is served only while its log entry is the same file and, for the
         latest, no next entry exists: one or two ``stat`` calls instead of a log replay. A
@@ -247,21 +282,29 @@ class DeltaOfflineTable(OfflineTable):
             held = self._snapshots.get(version)
             if held is not None and self._entry(version) == held[1]:
                 return held[0]
-        table = self._open(version)
+        snapshot = self._read(version)
         with self._guard:
-            if table is None:
+            if snapshot is None:
                 self._snapshots.clear()
                 self._latest = None
                 return None
-            opened = int(table.version())
-            entry = self._entry(opened)
+            entry = self._entry(snapshot.version)
             if entry is not None:
                 if len(self._snapshots) >= _SNAPSHOTS:
                     self._snapshots.pop(next(iter(self._snapshots)))
-                self._snapshots[opened] = (table, entry)
+                self._snapshots[snapshot.version] = (snapshot, entry)
                 if version is None:
-                    self._latest = opened
-        return table
+                    self._latest = snapshot.version
+        return snapshot
+
+    def _read(self, version: int | None) -> LogSnapshot | None:
+        """Replay the log (:mod:`~.delta_log`); what it does not support is opened with deltalake."""
+        try:
+            return read_snapshot(self.uri, version)
+        except UnsupportedLog as reason:
+            logger.debug("{}: reading version {} with deltalake ({})", self.uri, version, reason)
+        table = self._open(version)
+        return None if table is None else _DeltaRsSnapshot.of(table)
 
     def _open(self, version: AsOf = None):  # type: ignore[no-untyped-def]
         from deltalake import DeltaTable
@@ -280,56 +323,46 @@ class DeltaOfflineTable(OfflineTable):
         return table
 
     def exists(self) -> bool:
-        from deltalake import DeltaTable
+        try:
+            return latest_version(self.uri) is not None
+        except UnsupportedLog:
+            from deltalake import DeltaTable
 
-        return bool(DeltaTable.is_deltatable(self.uri))
+            return bool(DeltaTable.is_deltatable(self.uri))
 
     def version(self) -> int | None:
-        table = self._snapshot(None)
-        return None if table is None else int(table.version())
+        snapshot = self._snapshot(None)
+        return None if snapshot is None else snapshot.version
 
     def resolve_version(self, as_of: AsOf) -> int | None:
         if isinstance(as_of, bool) or (isinstance(as_of, int) and as_of < 0):
             raise PointInTimeError(f"as_of must be a table version >= 0 or a datetime, got {as_of!r}")
-        # a datetime is resolved against the log each time (later commits may change the answer)
-        table = self._open(as_of) if isinstance(as_of, datetime) else self._snapshot(as_of)
-        if table is None:
+        if isinstance(as_of, datetime):  # resolved against the log each time (later commits may change it)
+            table = self._open(as_of)
+            if table is None:
+                return None
+            as_of = int(table.version())
+        snapshot = self._snapshot(as_of)
+        if snapshot is None:
             return None
         if as_of is not None:  # time travel: the version's files may have been vacuumed
-            missing = sum(1 for uri in table.file_uris() if uri.startswith("/") and not os.path.exists(uri))
+            missing = sum(1 for path in snapshot.files if path.startswith("/") and not os.path.exists(path))
             if missing:
-                raise TableVersionUnavailableError(self.uri, int(table.version()), missing)
-        return int(table.version())
+                raise TableVersionUnavailableError(self.uri, snapshot.version, missing)
+        return snapshot.version
 
     def scan(self, version: int | None) -> pl.LazyFrame | None:
-        table = self._snapshot(version)
-        if table is None:
-            return None
-        # The opened snapshot is scanned as is: no second log replay, and every collect of the
-        # returned frame reads the same version.
-        return pl.scan_delta(table, version=int(table.version()))
+        snapshot = self._snapshot(version)
+        # The snapshot's files are scanned as they are: every collect reads the same version.
+        return None if snapshot is None else snapshot.scan()
 
     def table_id(self) -> str | None:
-        table = self._snapshot(None)
-        return None if table is None else str(table.metadata().id)
+        snapshot = self._snapshot(None)
+        return None if snapshot is None else snapshot.table_id
 
     def row_count(self, version: int | None) -> int | None:
-        table = self._snapshot(version)
-        if table is None:
-            return None
-        opened = int(table.version())
-        key = (opened, self._entry(opened))  # a table created again has other entries
-        if key in self._counts:  # a snapshot never changes, so its count is kept
-            return self._counts[key]
-        # Polars reads the (Arrow) add actions: pyarrow.compute would cost ~40 MB to import.
-        records = pl.DataFrame(table.get_add_actions(flatten=True)).get_column("num_records")
-        # a file written without statistics leaves the count unknown
-        count = None if records.null_count() else int(records.sum())
-        with self._guard:
-            if len(self._counts) >= _SNAPSHOTS:
-                self._counts.pop(next(iter(self._counts)))
-            self._counts[key] = count
-        return count
+        snapshot = self._snapshot(version)
+        return None if snapshot is None else snapshot.num_records
 
     def committed_version(self, write_id: str) -> int | None:
         table = self._open()
@@ -426,14 +459,10 @@ class DeltaOfflineTable(OfflineTable):
 
     def log_commits(self, after: int) -> list[dict[str, object]]:
         """Return the commits with a version above ``after``, oldest first (commitInfo fields)."""
-        table = self._snapshot(None)
-        if table is None:
+        snapshot = self._snapshot(None)
+        if snapshot is None or snapshot.version <= after:
             return []
-        newest = int(table.version())
-        if newest <= after:
-            return []
-        commits = [c for c in table.history(limit=newest - after) if int(c["version"]) > after]
-        return sorted(commits, key=lambda c: int(c["version"]))
+        return read_commits(self.uri, after, snapshot.version)
 
     def history(self) -> list[dict[str, object]]:
         table = self._open()
