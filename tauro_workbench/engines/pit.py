@@ -13,9 +13,10 @@ row per entity row, then only the winning rows' feature columns are fetched in o
 pass and placed by position. Wide feature columns are never sorted or held in full, which keeps
 a 1M x 10M join under 1 GB. Tie-breakers are read only for rows that share both key and event
 time with another row. On Polars, a single integer key is packed with the event time into one
-Int64 (sorted once, then binary-searched per entity row); other keys use ``join_asof``. On
-DuckDB the match is one ``ASOF JOIN``; the Spark version lives in
-:mod:`tauro_workbench.engines.pit_spark`.
+Int64 (sorted once, then binary-searched per entity row); other keys use ``join_asof``. When
+the feature frame is small and read into memory, that packed match runs on NumPy arrays taken
+straight from the frames (:mod:`tauro_workbench.engines.pit_match`). On DuckDB the match is one
+``ASOF JOIN``; the Spark version lives in :mod:`tauro_workbench.engines.pit_spark`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 import polars as pl
 from loguru import logger
 
+from tauro_workbench.engines.pit_match import in_memory_winners
 from tauro_workbench.exceptions import PointInTimeError
 from tauro_workbench.frames import UTC_US, to_utc, utc_datetime_expr
 
@@ -157,13 +159,29 @@ def point_in_time_join(
     )
 
     def run() -> pl.DataFrame:
-        frame = entity.collect()
         if not small:
+            frame = entity.collect()
             matches = _match(frame, features, spec, entity_schema, feature_schema, engine)
             return frame.hstack(fetch_winners(features, matches, spec, height=frame.height).get_columns())
-        held = features.select(needed).collect()
-        matches = _match(frame, held.lazy(), spec, entity_schema, feature_schema, engine)
-        return frame.hstack(gather_winners(held, matches, spec, height=frame.height).get_columns())
+        # Both frames read at once (two scans run side by side), then every pass in memory.
+        frame, held = pl.collect_all([entity, features.select(needed)])
+        index = None
+        if engine == "polars" and len(spec.entity_keys) == 1:
+            logger.debug("point-in-time match in memory for {} entity rows", frame.height)
+            index = in_memory_winners(
+                frame,
+                held,
+                key=spec.entity_keys[0],
+                entity_time=spec.entity_time,
+                event_time=spec.event_time,
+                tie_breakers=spec.tie_breakers,
+                ttl=spec.ttl,
+                feature_schema=feature_schema,
+            )
+        if index is None:
+            matches = _match(frame, held.lazy(), spec, entity_schema, feature_schema, engine)
+            index = winner_index(matches, height=frame.height)
+        return frame.hstack(gather_winners(held, index, spec).get_columns())
 
     return pl.defer(run, schema=out_schema)
 
@@ -504,15 +522,21 @@ def fetch_winners(
     return fetched.drop(LOC, WON).select(pl.all().gather(index)).rename(renames)
 
 
-def gather_winners(
-    held: pl.DataFrame, matches: pl.DataFrame, spec: PointInTimeSpec, *, height: int
-) -> pl.DataFrame:
-    """Like :func:`fetch_winners` for a feature frame already in memory: one gather by position."""
+def winner_index(matches: pl.DataFrame, *, height: int) -> pl.Series:
+    """Return, per entity row, its matched feature row's position (``matches``' ``LOC``) or null."""
     index = pl.repeat(None, height, dtype=pl.get_index_type(), eager=True)
     if matches.height:
         index = index.scatter(matches[ROW], matches[LOC])
+    return index
+
+
+def gather_winners(held: pl.DataFrame, index: pl.Series, spec: PointInTimeSpec) -> pl.DataFrame:
+    """Like :func:`fetch_winners` for a feature frame already in memory: one gather by position.
+
+    ``index`` holds each entity row's winning position in ``held`` (null: no match).
+    """
     renames = dict(zip(spec.feature_columns, spec.outputs, strict=True))
-    return held.select(spec.feature_columns)[index].rename(renames)
+    return held.select(pl.col(spec.feature_columns).gather(index)).rename(renames)
 
 
 def latest_per_entity(

@@ -57,16 +57,19 @@ def _spark_join(spark: Any) -> JoinFn:
     return join
 
 
-def _local_join(engine: str) -> JoinFn:
+def _local_join(engine: str, *, in_memory: bool = False) -> JoinFn:
     def join(entity: pl.DataFrame, features: pl.DataFrame, spec: PointInTimeSpec) -> pl.DataFrame:
-        return point_in_time_join(entity.lazy(), features.lazy(), spec, engine=engine).collect()  # type: ignore[arg-type]
+        # in_memory: the row count is known and small, as from table metadata (one read, NumPy match)
+        rows = features.height if in_memory else None
+        lazy = point_in_time_join(entity.lazy(), features.lazy(), spec, engine=engine, feature_rows=rows)  # type: ignore[arg-type]
+        return lazy.collect()
 
     return join
 
 
-@pytest.fixture(scope="module", params=["polars", "duckdb", "spark"])
+@pytest.fixture(scope="module", params=["polars", "polars_in_memory", "duckdb", "spark"])
 def pit_runner(request: pytest.FixtureRequest) -> PitRunner:
-    """Each point-in-time engine in turn (Spark uses the session's local Spark)."""
+    """Each point-in-time engine in turn, and Polars' in-memory path (Spark uses the session's local Spark)."""
     if request.param == "spark":
         join = _spark_join(request.getfixturevalue("spark"))
         # The first Arrow exchange raises the recursion limit inside pyspark; doing it here,
@@ -78,4 +81,6 @@ def pit_runner(request: pytest.FixtureRequest) -> PitRunner:
             PointInTimeSpec(("k",), "t", "e", ("v",)),
         )
         return PitRunner("spark", join, max_examples=10)
+    if request.param == "polars_in_memory":
+        return PitRunner(request.param, _local_join("polars", in_memory=True), max_examples=80)
     return PitRunner(request.param, _local_join(request.param), max_examples=80)

@@ -149,6 +149,60 @@ def test_the_in_memory_path_for_small_inputs_matches_the_oracle(engine: PitEngin
     check()
 
 
+# Tie-breaker kinds with their extremes (a dtype's minimum is also the NumPy match's floor).
+TIE_VALUES: dict[str, tuple[pl.DataType, st.SearchStrategy[Any]]] = {
+    "bool": (pl.Boolean(), st.booleans()),
+    "int8": (pl.Int8(), st.sampled_from([-128, -1, 0, 127])),
+    "uint64": (pl.UInt64(), st.sampled_from([0, 1, 2**63 - 1])),
+    "uint64_top": (pl.UInt64(), st.sampled_from([0, 2**63, 2**64 - 1])),  # Polars engine only
+    "date": (pl.Date(), st.sampled_from([date(1969, 12, 31), date(2025, 1, 1)])),
+    "ns": (pl.Datetime("ns"), st.sampled_from([datetime(1960, 1, 1), hours(0).replace(tzinfo=None)])),
+}
+
+
+@pytest.mark.parametrize("engine", ["polars", "duckdb"])
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_tie_breakers_of_every_kind_match_the_oracle(engine: PitEngine, in_memory: bool) -> None:
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(data=st.data())
+    def check(data: st.DataObject) -> None:
+        # DuckDB's match takes tie-breakers as Int64: UInt64 values above its range fail there.
+        kinds = sorted(TIE_VALUES) if engine == "polars" else sorted(set(TIE_VALUES) - {"uint64_top"})
+        dtype, values = TIE_VALUES[data.draw(st.sampled_from(kinds))]
+        n = data.draw(st.integers(0, 16))
+        features = pl.DataFrame(
+            {
+                "k": pl.Series([data.draw(st.integers(0, 2)) for _ in range(n)], dtype=pl.Int64),
+                "event_time": pl.Series(
+                    [hours(data.draw(st.integers(0, 3))) for _ in range(n)], dtype=pl.Datetime("us", "UTC")
+                ),
+                "tb": pl.Series([data.draw(st.none() | values) for _ in range(n)], dtype=dtype),
+                "_tauro_seq": pl.Series(
+                    [data.draw(st.none() | st.integers(0, 1)) for _ in range(n)], dtype=pl.Int64
+                ),
+                "v": pl.Series([float(i) for i in range(n)], dtype=pl.Float64),
+            }
+        )
+        m = data.draw(st.integers(1, 8))
+        entity = pl.DataFrame(
+            {
+                "k": pl.Series([data.draw(st.none() | st.integers(0, 3)) for _ in range(m)], dtype=pl.Int64),
+                "ts": pl.Series(
+                    [hours(data.draw(st.integers(-1, 4))) for _ in range(m)], dtype=pl.Datetime("us", "UTC")
+                ),
+            }
+        )
+        tie_breakers = data.draw(st.sampled_from([("tb",), ("tb", "_tauro_seq")]))
+        spec = _spec(ttl=data.draw(st.none() | st.just(timedelta(hours=1))), tie_breakers=tie_breakers)
+        rows = features.height if in_memory else None
+        got = point_in_time_join(
+            entity.lazy(), features.lazy(), spec, engine=engine, feature_rows=rows
+        ).collect()
+        assert_frame_equal(got, oracle_point_in_time(entity, features, spec), check_exact=True)
+
+    check()
+
+
 def test_the_in_memory_path_reads_the_feature_frame_once() -> None:
     entity, features = _frames(
         [{"k": 1, "event_time": hours(1), "created": None, "_tauro_seq": 1, "v": 1.0}],
