@@ -29,6 +29,13 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _ordered_int64(column: str, dtype: pl.DataType) -> pl.Expr:
+    """Return ``column`` as an Int64 in the same order (UInt64: the sign bit flipped)."""
+    if dtype == pl.UInt64:  # values >= 2**63 do not fit an Int64; flipping the top bit keeps order
+        return pl.col(column).reinterpret(signed=True).xor(pl.lit(-(2**63), dtype=pl.Int64))
+    return pl.col(column).to_physical().cast(pl.Int64)
+
+
 def duckdb_matches(left: pl.DataFrame, right: pl.DataFrame, spec: PointInTimeSpec) -> pl.DataFrame:
     """Return (``ROW``, ``LOC``, ``WON``) winners for the narrow entity and feature sides.
 
@@ -47,10 +54,7 @@ def duckdb_matches(left: pl.DataFrame, right: pl.DataFrame, spec: PointInTimeSpe
     feature_side = right.select(
         *spec.entity_keys,
         pl.col(TIME).dt.epoch("us").alias(_EPOCH),
-        *[
-            pl.col(c).to_physical().cast(pl.Int64).alias(t)
-            for c, t in zip(spec.tie_breakers, tie, strict=True)
-        ],
+        *[_ordered_int64(c, right.schema[c]).alias(t) for c, t in zip(spec.tie_breakers, tie, strict=True)],
         pl.col(LOC).cast(pl.Int64),
     )
     e_fields = [f"{_quote('t')} := e.{_quote(_EPOCH)}"]
