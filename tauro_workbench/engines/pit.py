@@ -8,15 +8,16 @@ are equal, by the later row of the feature frame. Exactly one output row per inp
 order, every input column unchanged; no match gives nulls, and so do null keys or a null entity
 time. Times are compared in UTC; naive datetimes and dates are taken as UTC.
 
-How it runs: a narrow match over (keys, event time, row position) picks the winning feature
-row per entity row, then only the winning rows' feature columns are fetched in one streaming
-pass and placed by position. Wide feature columns are never sorted or held in full, which keeps
-a 1M x 10M join under 1 GB. Tie-breakers are read only for rows that share both key and event
-time with another row. On Polars, a single integer key is packed with the event time into one
-Int64 (sorted once, then binary-searched per entity row); other keys use ``join_asof``. When
-the feature frame is small and read into memory, that packed match runs on NumPy arrays taken
-straight from the frames (:mod:`tauro_workbench.engines.pit_match`). On DuckDB the match is one
-``ASOF JOIN``; the Spark version lives in :mod:`tauro_workbench.engines.pit_spark`.
+How it runs: a narrow match over (keys, event time) picks the winning feature row per entity
+row, then only the winning rows' feature columns are fetched in one streaming pass. Wide
+feature columns are never sorted or held in full, which keeps a 1M x 10M join under 1 GB.
+With a single integer key (Polars engine) key and event time are packed into one Int64:
+sorted once as values, binary-searched per entity row, and the winners fetched by value, their
+ties settled in that same pass (:mod:`tauro_workbench.engines.pit_match`, which also has the
+version for feature frames small enough to hold in memory). Other keys use ``join_asof`` over
+(keys, event time, row position), with tie-breakers read only for rows sharing key and event
+time, and the winners fetched by position. On DuckDB the match is one ``ASOF JOIN``; the Spark
+version lives in :mod:`tauro_workbench.engines.pit_spark`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 import polars as pl
 from loguru import logger
 
-from tauro_workbench.engines.pit_match import in_memory_winners
+from tauro_workbench.engines.pit_match import in_memory_winners, packed_join
 from tauro_workbench.exceptions import PointInTimeError
 from tauro_workbench.frames import UTC_US, to_utc, utc_datetime_expr
 
@@ -38,14 +39,10 @@ __all__ = ["PitEngine", "PointInTimeSpec", "latest_per_entity", "point_in_time_j
 
 PitEngine = Literal["polars", "duckdb"]
 
-# Key dtypes whose every value fits an Int64 (the packed match does integer arithmetic on them).
-_PACKABLE_KEYS = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32)
-
 ROW = "__tauro_row"
 LOC = "__tauro_loc"
 WON = "__tauro_won_at"
 TIME = "__tauro_time"
-POS = "__tauro_pos"
 _RESERVED = "__tauro_"
 IN_MEMORY_ROWS = 250_000  # feature rows read once into memory when the caller knows the count
 
@@ -161,6 +158,9 @@ def point_in_time_join(
     def run() -> pl.DataFrame:
         if not small:
             frame = entity.collect()
+            joined = packed_join(frame, features, spec, feature_schema) if engine == "polars" else None
+            if joined is not None:
+                return frame.hstack(joined.get_columns())
             matches = _match(frame, features, spec, entity_schema, feature_schema, engine)
             return frame.hstack(fetch_winners(features, matches, spec, height=frame.height).get_columns())
         # Both frames read at once (two scans run side by side), then every pass in memory.
@@ -308,17 +308,12 @@ def _narrowest(column: pl.Series) -> pl.Series:
     return column.cast(pl.Int32) if low >= -(2**31) and high < 2**31 else column
 
 
-def _tie_breakers(
-    features: pl.LazyFrame, spec: PointInTimeSpec, locs: pl.Series, *, many: bool = False
-) -> pl.DataFrame:
+def _tie_breakers(features: pl.LazyFrame, spec: PointInTimeSpec, locs: pl.Series) -> pl.DataFrame:
     """Return the tie-breaker columns of the feature rows at positions ``locs`` (in that order).
 
     Read only for rows of one entity that share an event time, so the big narrow read need
-    not carry them. When those are many, a plain read of the columns and a gather beat a
-    hashed filter.
+    not carry them.
     """
-    if many:
-        return features.select(spec.tie_breakers).collect()[locs]
     fetched = (
         features.select(spec.tie_breakers)
         .with_row_index(LOC)
@@ -353,9 +348,6 @@ def _match(
         return duckdb_matches(
             left, feature_side(features, spec, feature_schema, lower=lower, upper=upper_t, sort=False), spec
         )
-    packed = _packed_match(left, features, spec, feature_schema, lower=lower, upper=upper_t)
-    if packed is not None:
-        return packed
     right = feature_side(features, spec, feature_schema, lower=lower, upper=upper_t)
     left = left.with_columns(pl.col(k).cast(right.schema[k], strict=False) for k in spec.entity_keys)
     matched = left.join_asof(
@@ -367,117 +359,6 @@ def _match(
         check_sortedness=False,
     )
     return matched.select(ROW, LOC, WON).drop_nulls(LOC)
-
-
-def _packed_match(
-    left: pl.DataFrame,
-    features: pl.LazyFrame,
-    spec: PointInTimeSpec,
-    feature_schema: Mapping[str, pl.DataType],
-    *,
-    lower: datetime | None,
-    upper: datetime,
-) -> pl.DataFrame | None:
-    """Match by binary search on one packed ``(key, event time)`` integer; None if keys do not fit.
-
-    For a single integer key whose range and the time span fit in 63 bits together, each
-    feature row becomes ``(key - min key) << bits | (event time - base)``: sorting that one
-    column orders rows by key, then time, and the winner for an entity row is the last packed
-    value not above the entity row's own, when its key is the same and it is within the ttl.
-    Rows sharing key and event time sit side by side; all but the tie winner are dropped
-    first. No key is hashed and no frame is sorted by several columns: one arg-sort, one sort
-    of values and a binary search of the (sorted) entity rows do the match.
-    """
-    if len(spec.entity_keys) != 1 or feature_schema[spec.entity_keys[0]] not in _PACKABLE_KEYS:
-        return None
-    key = spec.entity_keys[0]
-    event = utc_datetime_expr(spec.event_time, feature_schema[spec.event_time]).dt.epoch("us")
-    keep = pl.col(key).is_not_null() & pl.col(TIME).is_not_null() & (pl.col(TIME) <= _epoch_us(upper))
-    if lower is not None:
-        keep &= pl.col(TIME) >= _epoch_us(lower)
-    right = (
-        features.select(pl.col(key).cast(pl.Int64), event.alias(TIME))
-        .with_row_index(LOC)
-        .filter(keep)
-        .collect()
-    )
-    if right.height == 0:
-        return None
-    low_key, high_key, low_time = right[key].min(), right[key].max(), right[TIME].min()
-    entity_time = left[TIME].dt.epoch("us")
-    first_entity = entity_time.min()
-    assert isinstance(low_key, int) and isinstance(high_key, int) and isinstance(low_time, int)
-    assert isinstance(first_entity, int)
-    base = min(low_time, first_entity)
-    span = max(_epoch_us(upper), low_time) - base
-    bits = span.bit_length()
-    if bits + (high_key - low_key).bit_length() > 63:
-        return None
-    # NumPy from here: its single-threaded integer kernels (SIMD sort, binary search, arithmetic)
-    # cost a fraction of the eager Series operations at these sizes.
-    packed = (right[key].to_numpy() - low_key) << bits
-    packed += right[TIME].to_numpy() - base
-    order = np.argsort(packed)
-    locs = pl.Series(LOC, right[LOC].to_numpy()[order])
-    del right, order
-    packed.sort()  # the same values as packed[order], by a much faster sort of values alone
-    sorted_packed, locs = _drop_tie_losers(pl.Series(TIME, packed), locs, features, spec)
-    del packed
-    keys_and_times = sorted_packed.to_numpy()
-    # The entity side: keys outside the feature keys' range cannot match (and must not overflow).
-    probe = (
-        left.lazy()
-        .filter(pl.col(key).cast(pl.Int64).is_between(low_key, high_key))
-        .select(ROW, pl.col(key).cast(pl.Int64) - low_key, pl.col(TIME).dt.epoch("us") - base)
-        .collect()
-    )
-    probe_key, probe_time = probe[key].to_numpy(), probe[TIME].to_numpy()
-    # Searching in sorted order touches memory in order: several times faster than random probes.
-    queries = (probe_key << bits) + probe_time
-    query_order = np.argsort(queries)
-    position = np.empty_like(queries)
-    position[query_order] = np.searchsorted(keys_and_times, queries[query_order], side="right") - 1
-    found = keys_and_times[np.maximum(position, 0)]
-    won = found & ((1 << bits) - 1)
-    ok = (position >= 0) & ((found >> bits) == probe_key)
-    if spec.ttl is not None:
-        ok &= won >= probe_time - spec.ttl // timedelta(microseconds=1)
-    return pl.DataFrame(
-        [
-            probe[ROW].filter(pl.Series(ok)).cast(pl.get_index_type()).alias(ROW),
-            locs.gather(pl.Series(position[ok])).alias(LOC),
-            pl.from_epoch(pl.Series(won[ok] + base), time_unit="us").dt.replace_time_zone("UTC").alias(WON),
-        ]
-    )
-
-
-def _epoch_us(instant: datetime) -> int:
-    """Microseconds since the Unix epoch of an aware datetime."""
-    return (instant - datetime(1970, 1, 1, tzinfo=instant.tzinfo)) // timedelta(microseconds=1)
-
-
-def _drop_tie_losers(
-    packed: pl.Series, locs: pl.Series, features: pl.LazyFrame, spec: PointInTimeSpec
-) -> tuple[pl.Series, pl.Series]:
-    """Keep one row per run of equal sorted ``packed`` values: the tie winner.
-
-    The winner has the greatest tie-breakers (null lowest), then the greatest position; the
-    tie-breakers are read only for the tied rows.
-    """
-    values = packed.to_numpy()
-    if not (values[1:] == values[:-1]).any():  # NumPy: no ties is the common case, checked fast
-        return packed, locs
-    step = packed.diff()
-    tied = ((step == 0) | (step.shift(-1) == 0)).fill_null(False)
-    where = tied.arg_true()
-    runs = pl.DataFrame([where.alias(POS), packed.gather(where).alias(TIME), locs.gather(where)])
-    if spec.tie_breakers:
-        many = runs.height * 64 > packed.len()
-        runs = runs.hstack(_tie_breakers(features, spec, runs[LOC], many=many).get_columns())
-    runs = runs.sort([TIME, *spec.tie_breakers, LOC], nulls_last=False)
-    losers = runs.filter(pl.col(TIME) == pl.col(TIME).shift(-1))[POS]
-    keep = pl.repeat(True, packed.len(), eager=True).scatter(losers, False)
-    return packed.filter(keep), locs.filter(keep)
 
 
 def fetch_winners(

@@ -1,31 +1,43 @@
-"""The point-in-time match on NumPy arrays, for feature frames already held in memory.
+"""The packed point-in-time match on NumPy arrays, for one integer entity key.
 
 Same semantics as :func:`tauro_workbench.engines.pit.point_in_time_join` (its docstring has
-them), for one integer key whose range and the time span fit in 63 bits together. Every
-column is taken from the in-memory frames as a NumPy array and each step is one NumPy kernel:
-at the in-memory path's sizes (up to :data:`~tauro_workbench.engines.pit.IN_MEMORY_ROWS`
-feature rows) a lazy Polars query's fixed cost (~0.5-1 ms) exceeds the work itself.
+them), for one integer key whose range and the time span fit in 63 bits together. Each
+joinable feature row (no null key or event time, event time inside the union of the entity
+rows' windows) becomes ``(key - min key) << bits | (event time - base)``: sorting those values
+orders the rows by key, then event time, and an entity row's winner is the last value not above
+its own (a binary search) when the key is the same and the event time within the ttl.
 
-Each joinable feature row (no null key or event time, event time inside the union of the
-entity rows' windows) becomes ``(key - min key) << bits | (event time - base)``; one arg-sort
-orders the rows by key, then event time. Rows sharing both sit side by side, and each such
-run's tie winner is moved to the run's end. An entity row's winner is then the last packed
-value not above its own (a binary search), when the key is the same and the event time
-within the ttl.
+- :func:`in_memory_winners`, for feature frames already held in memory (up to
+  :data:`~tauro_workbench.engines.pit.IN_MEMORY_ROWS` rows): every column is taken as a NumPy
+  array and each step is one NumPy kernel, since a lazy Polars query's fixed cost (~0.5-1 ms)
+  exceeds the work itself at these sizes. One arg-sort; each run of equal values gets its tie
+  winner moved to the run's end.
+- :func:`packed_join`, for scans: the values alone are sorted (no positions), and the winners'
+  rows are fetched by value in a second streaming read that also settles their ties.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from tauro_workbench.exceptions import PointInTimeError
 from tauro_workbench.frames import utc_datetime_expr
 
-__all__ = ["in_memory_winners"]
+if TYPE_CHECKING:
+    from tauro_workbench.engines.pit import PointInTimeSpec
+
+__all__ = ["in_memory_winners", "packed_join"]
+
+_PACKED = "__tauro_packed"
+_LOC = "__tauro_loc"
+_KEY = "__tauro_key"
+_TIME = "__tauro_time"
 
 _PACKABLE_KEYS = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32)
 
@@ -183,3 +195,106 @@ def _is_run_max(values: npt.NDArray[np.generic], alive: Mask, starts: Ints, leng
         values = values.view(np.uint8)
     masked = np.where(alive, values, np.iinfo(values.dtype).min)  # type: ignore[type-var]
     return masked == np.repeat(np.maximum.reduceat(masked, starts), lengths)
+
+
+def packed_join(
+    frame: pl.DataFrame,
+    features: pl.LazyFrame,
+    spec: PointInTimeSpec,
+    feature_schema: Mapping[str, pl.DataType],
+) -> pl.DataFrame | None:
+    """Return the winners' feature columns (named ``spec.outputs``), one row per entity row.
+
+    For feature frames too large to hold: two streaming reads. The first reads only the key and
+    the event time and sorts their packed values (no positions: a sort of values alone costs a
+    fifth of an arg-sort); a binary search then gives each entity row the packed value of its
+    winner. The second read keeps the rows holding one of those values, with their feature
+    columns, and settles ties among them (tie-breakers, then the later row of this read). Rows
+    are matched by value, so the two reads need not return rows in the same order.
+
+    Returns:
+        None when the match cannot be packed (not one integer key, or the key range and the
+        time span together exceed 63 bits).
+    """
+    if len(spec.entity_keys) != 1 or feature_schema[spec.entity_keys[0]] not in _PACKABLE_KEYS:
+        return None
+    key = spec.entity_keys[0]
+    renames = dict(zip(spec.feature_columns, spec.outputs, strict=True))
+    nothing = pl.DataFrame(schema={renames[c]: feature_schema[c] for c in spec.feature_columns}).clear(
+        frame.height
+    )
+    entity_key, entity_at, entity_ok = _key_and_time(frame, key, spec.entity_time)
+    if not entity_ok.any():
+        return nothing
+    upper, first_entity = int(entity_at[entity_ok].max()), int(entity_at[entity_ok].min())
+    ttl_us = None if spec.ttl is None else spec.ttl // timedelta(microseconds=1)
+    key_expr = pl.col(key).cast(pl.Int64)
+    time_expr = utc_datetime_expr(spec.event_time, feature_schema[spec.event_time]).dt.epoch("us")
+
+    def joinable(keys: pl.Expr, times: pl.Expr) -> pl.Expr:
+        keep = keys.is_not_null() & times.is_not_null() & (times <= upper)
+        return keep if ttl_us is None else keep & (times >= first_entity - ttl_us)
+
+    narrow = (
+        features.select(key_expr.alias(_KEY), time_expr.alias(_TIME))
+        .filter(joinable(pl.col(_KEY), pl.col(_TIME)))
+        .collect()
+    )
+    if narrow.height == 0:
+        return nothing
+    feature_key, feature_at = narrow[_KEY].to_numpy(), narrow[_TIME].to_numpy()
+    del narrow
+    low_key, high_key = int(feature_key.min()), int(feature_key.max())
+    base = min(int(feature_at.min()), first_entity)
+    bits = (upper - base).bit_length()
+    if bits + (high_key - low_key).bit_length() > 63:
+        return None
+    packed = feature_key - low_key
+    packed <<= bits
+    packed += feature_at - base
+    del feature_key, feature_at
+    packed.sort()
+    tied = bool((packed[1:] == packed[:-1]).any())
+    rows = np.flatnonzero(entity_ok & (entity_key >= low_key) & (entity_key <= high_key))
+    probe_key, probe_at = entity_key[rows] - low_key, entity_at[rows] - base
+    queries = probe_key << bits
+    queries += probe_at
+    # Searching in sorted order touches memory in order: several times faster than random probes.
+    query_order = np.argsort(queries)
+    position = np.empty_like(queries)
+    position[query_order] = np.searchsorted(packed, queries[query_order], side="right") - 1
+    found = packed[np.maximum(position, 0)]
+    del packed
+    ok = (position >= 0) & ((found >> bits) == probe_key)
+    if ttl_us is not None:  # as a difference: ``probe_at - ttl`` may not fit an Int64
+        ok &= probe_at - (found & ((1 << bits) - 1)) <= ttl_us
+    won_rows, won_values = rows[ok], found[ok]
+    wanted = np.unique(won_values)
+    if wanted.size == 0:
+        return nothing
+    # The same expression in Polars (a product instead of the shift), on joinable rows only.
+    packed_expr = (key_expr - low_key) * (1 << bits) + (time_expr - base)
+    carried = list(dict.fromkeys((*spec.feature_columns, *(spec.tie_breakers if tied else ()))))
+    source = features.with_row_index(_LOC) if tied else features
+    fetched = (
+        source.filter(joinable(key_expr, time_expr) & packed_expr.is_in(pl.Series(wanted).implode()))
+        .select(packed_expr.alias(_PACKED), *carried, *([_LOC] if tied else []))
+        .collect(engine="streaming")
+    )
+    if tied:  # the tie winner is the last row of its value: greatest tie-breakers, then position
+        fetched = fetched.sort([_PACKED, *spec.tie_breakers, _LOC], nulls_last=False)
+        fetched = fetched.filter((pl.col(_PACKED) != pl.col(_PACKED).shift(-1)).fill_null(True))
+    else:
+        fetched = fetched.sort(_PACKED)
+    values = fetched[_PACKED].to_numpy()
+    if values.size != wanted.size or not np.array_equal(values, wanted):
+        raise PointInTimeError(
+            "the feature frame returned other rows when read again",
+            hint="Pass a frame that yields the same rows on every read (a scan, or a collected frame's .lazy()).",
+        )
+    index = np.zeros(frame.height, dtype=np.uint32 if pl.get_index_type() == pl.UInt32 else np.uint64)
+    valid = np.zeros(frame.height, dtype=np.bool_)
+    index[won_rows] = np.searchsorted(values, won_values)
+    valid[won_rows] = True
+    gather = pl.select(pl.when(pl.Series(valid)).then(pl.Series(index))).to_series()
+    return fetched.select(pl.col(list(spec.feature_columns)).gather(gather)).rename(renames)
