@@ -38,6 +38,7 @@ _PACKED = "__tauro_packed"
 _LOC = "__tauro_loc"
 _KEY = "__tauro_key"
 _TIME = "__tauro_time"
+_POS = "__tauro_pos"
 
 _PACKABLE_KEYS = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32)
 
@@ -251,7 +252,8 @@ def packed_join(
         return None
     packed = feature_key - low_key
     packed <<= bits
-    packed += feature_at - base
+    packed += feature_at  # in place, in two steps: no temporary as large as the column
+    packed -= base
     del feature_key, feature_at
     packed.sort()
     tied = bool((packed[1:] == packed[:-1]).any())
@@ -264,12 +266,18 @@ def packed_join(
     position = np.empty_like(queries)
     position[query_order] = np.searchsorted(packed, queries[query_order], side="right") - 1
     found = packed[np.maximum(position, 0)]
-    del packed
     ok = (position >= 0) & ((found >> bits) == probe_key)
     if ttl_us is not None:  # as a difference: ``probe_at - ttl`` may not fit an Int64
         ok &= probe_at - (found & ((1 << bits) - 1)) <= ttl_us
-    won_rows, won_values = rows[ok], found[ok]
-    wanted = np.unique(won_values)
+    won_rows, won_at = rows[ok], position[ok]
+    # A search lands on the last row of a run of equal values, so equal winners share a
+    # position: marking positions gives the distinct winners in order and each one's rank
+    # (linear, where np.unique would hash or sort).
+    marked = np.zeros(packed.size, dtype=np.bool_)
+    marked[won_at] = True
+    wanted = packed[marked]
+    rank = np.cumsum(marked, dtype=np.int64)[won_at] - 1
+    del packed, marked
     if wanted.size == 0:
         return nothing
     # The same expression in Polars (a product instead of the shift), on joinable rows only.
@@ -281,20 +289,20 @@ def packed_join(
         .select(packed_expr.alias(_PACKED), *carried, *([_LOC] if tied else []))
         .collect(engine="streaming")
     )
-    if tied:  # the tie winner is the last row of its value: greatest tie-breakers, then position
-        fetched = fetched.sort([_PACKED, *spec.tie_breakers, _LOC], nulls_last=False)
-        fetched = fetched.filter((pl.col(_PACKED) != pl.col(_PACKED).shift(-1)).fill_null(True))
-    else:
-        fetched = fetched.sort(_PACKED)
-    values = fetched[_PACKED].to_numpy()
-    if values.size != wanted.size or not np.array_equal(values, wanted):
+    # The fetched rows' order by value (ties: greatest tie-breakers, then position, last), as
+    # positions into ``fetched``: the feature columns are gathered once, never sorted.
+    order_by = [_PACKED, *spec.tie_breakers, _LOC] if tied else [_PACKED]
+    ordered = fetched.select(*order_by).with_row_index(_POS).sort(order_by, nulls_last=False)
+    if tied:  # the tie winner is the last row of its value
+        ordered = ordered.filter((pl.col(_PACKED) != pl.col(_PACKED).shift(-1)).fill_null(True))
+    if not np.array_equal(ordered[_PACKED].to_numpy(), wanted):
         raise PointInTimeError(
             "the feature frame returned other rows when read again",
             hint="Pass a frame that yields the same rows on every read (a scan, or a collected frame's .lazy()).",
         )
     index = np.zeros(frame.height, dtype=np.uint32 if pl.get_index_type() == pl.UInt32 else np.uint64)
     valid = np.zeros(frame.height, dtype=np.bool_)
-    index[won_rows] = np.searchsorted(values, won_values)
+    index[won_rows] = ordered[_POS].to_numpy()[rank]
     valid[won_rows] = True
     gather = pl.select(pl.when(pl.Series(valid)).then(pl.Series(index))).to_series()
     return fetched.select(pl.col(list(spec.feature_columns)).gather(gather)).rename(renames)
