@@ -377,8 +377,13 @@ def fetch_winners(
         height: Number of entity rows; rows without a match get nulls.
     """
     renames = dict(zip(spec.feature_columns, spec.outputs, strict=True))
-    unique, inverse = np.unique(matches[LOC].to_numpy(), return_inverse=True)
-    wanted = pl.Series(LOC, unique, dtype=pl.get_index_type())
+    locs = matches[LOC].to_numpy()
+    # Distinct positions and each match's rank among them by marking (linear; np.unique hashes).
+    marked = np.zeros(int(locs.max()) + 1 if locs.size else 0, dtype=np.bool_)
+    marked[locs] = True
+    wanted = pl.Series(LOC, np.flatnonzero(marked), dtype=pl.get_index_type())
+    inverse = np.cumsum(marked, dtype=np.int64)[locs] - 1
+    del marked
     event = utc_datetime_expr(spec.event_time, features.collect_schema()[spec.event_time]).alias(WON)
     fetched = (
         features.select(*spec.feature_columns, event)
