@@ -3,8 +3,8 @@
 The rows never pass through the driver: Spark executors write the Parquet files (microsecond
 timestamps) into a fresh folder, cast to the caller's Arrow types, with a sequence column
 ``(write_number << 32) | row index`` where the row index is the row's position in the persisted
-Spark result (partition offsets from one small count job). Key and non-null columns are checked
-with one Spark aggregate before anything is written.
+Spark result (partition offsets from one small count job). Key and non-null columns, and the range
+of timestamp columns, are checked with one Spark aggregate before anything is written.
 
 This module only writes files: committing them to a Delta table, recording the write and
 syncing it online belong to :mod:`tauro_workbench.stores.promotion` (engines never import
@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pyarrow import types as pa_types
+
 from tauro_workbench.exceptions import FeatureMaterializationError, SchemaValidationError
+from tauro_workbench.validation import TIMESTAMP_MAX, TIMESTAMP_MIN
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -72,7 +75,8 @@ def write_parquet_files(
         The files written.
 
     Raises:
-        SchemaValidationError: If a required column holds nulls (nothing is written).
+        SchemaValidationError: If a required column holds nulls or a timestamp column a time
+            outside the supported range (nothing is written).
         FeatureMaterializationError: For a column type the Spark path cannot write.
     """
     from pyspark.sql import functions as F
@@ -83,11 +87,7 @@ def write_parquet_files(
         sdf = sdf.withColumn(field.name, F.col(field.name).cast(_spark_type(field.type)))
     sdf = sdf.persist()
     try:
-        if required:
-            nulls = sdf.select([F.sum(F.col(c).isNull().cast("long")).alias(c) for c in required]).first()
-            problems = [f"column {c!r} has {nulls[c]} null(s)" for c in required if nulls[c]]
-            if problems:
-                raise SchemaValidationError(problems, group=group)
+        _check(sdf, required, [f.name for f in arrow_schema if pa_types.is_timestamp(f.type)], group)
         counts = dict(sdf.groupBy(F.spark_partition_id().alias("p")).count().collect())
         rows = int(sum(counts.values()))
         offsets, running = {}, 0
@@ -114,6 +114,37 @@ def write_parquet_files(
     for crc in folder.glob(".*.crc"):
         crc.unlink()
     return WrittenFiles(folder, tuple(sorted(folder.glob("*.parquet"))), rows)
+
+
+def _check(sdf: Any, required: Sequence[str], timed: Sequence[str], group: str | None) -> None:
+    """Raise :class:`SchemaValidationError` for nulls in ``required`` or times out of range.
+
+    One Spark aggregate counts both. Times must lie in [TIMESTAMP_MIN, TIMESTAMP_MAX], as for
+    every write (:mod:`tauro_workbench.validation`): Spark holds years 1-9999, nanosecond
+    engines do not.
+    """
+    from pyspark.sql import functions as F
+
+    counts = [F.sum(F.col(c).isNull().cast("long")).alias(f"null {c}") for c in required]
+    counts += [
+        F.sum(((F.col(c) < F.lit(TIMESTAMP_MIN)) | (F.col(c) > F.lit(TIMESTAMP_MAX))).cast("long")).alias(
+            f"range {c}"
+        )
+        for c in timed
+    ]
+    if not counts:
+        return
+    found = sdf.select(counts).first().asDict()
+    problems = [f"column {c!r} has {found[f'null {c}']} null(s)" for c in required if found[f"null {c}"]]
+    problems += [
+        f"column {c!r} has {found[f'range {c}']} value(s) outside the supported range "
+        f"[{TIMESTAMP_MIN.isoformat()}, {TIMESTAMP_MAX.isoformat()}]; clip or drop them (nanosecond "
+        "engines such as pandas cannot hold them)"
+        for c in timed
+        if found[f"range {c}"]
+    ]
+    if problems:
+        raise SchemaValidationError(problems, group=group)
 
 
 def _spark_type(arrow_type: Any) -> str:

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tauro_workbench import FeatureGroupSchema, FeatureSchema, Workbench
-from tauro_workbench.exceptions import ConfigurationError, FeatureMaterializationError
+from tauro_workbench.exceptions import ConfigurationError, FeatureMaterializationError, SchemaValidationError
 from tauro_workbench.stores.promotion import PromotionResult, definition_state
 from tests.conftest import RedisServer
 
@@ -193,6 +193,23 @@ def test_promote_with_spark_keeps_rows_off_the_driver(tmp_path: Path, redis_url:
         third = wb.promote("tx")
         assert third.changed and third.table_version == 2
         assert wb.materialized.scan_group("tx").collect()["amount"].min() == 5.0
+
+
+def test_spark_promotion_refuses_times_out_of_range_and_writes_nothing(
+    tmp_path: Path, redis_url: str, spark: Any
+) -> None:
+    with open_bench(tmp_path / "repo", redis_url, spark=spark) as wb:
+        rows = tx_rows(20).with_columns(
+            ts=pl.when(pl.col("user_id") == 3).then(datetime(2500, 1, 1, tzinfo=UTC)).otherwise(pl.col("ts"))
+        )
+        setup_group(wb, tmp_path / "tx.parquet", rows)
+        with pytest.raises(
+            SchemaValidationError, match=r"column 'ts' has 1 value\(s\) outside the supported range"
+        ):
+            wb.promote("tx")
+        assert not DeltaTable.is_deltatable(wb.materialized.table_uri("tx"))
+        assert not list((tmp_path / "repo").rglob("*.parquet"))  # no file left behind either
+        assert wb.history("tx") == []
 
 
 def test_engines_never_import_stores_or_monitoring() -> None:
