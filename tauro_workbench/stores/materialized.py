@@ -314,9 +314,14 @@ class MaterializedFeatureStore(TableWritesMixin, TableManagementMixin, OnlineSer
         schemas, ids, outputs = read.schemas, read.ids, read.outputs
         when = to_utc(point_in_time) if point_in_time is not None else None
         versions = self._versions(schemas, as_of)
+        # The table id too: a group deleted and registered again (by any process) restarts its
+        # table versions, and must not be served what was cached for the old table.
         cache_key = (
             "get_features",
-            tuple((g, s.version, versions[g], tuple(outputs[g])) for g, s in schemas.items()),
+            tuple(
+                (g, s.version, versions[g], self._table(s).table_id(), tuple(outputs[g]))
+                for g, s in schemas.items()
+            ),
             tuple(f for r in read.groups.values() for f in r.features),
             when,
             None if ids is None else frame_digest(ids),

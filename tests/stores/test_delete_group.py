@@ -119,3 +119,18 @@ def test_a_reader_in_another_store_sees_the_new_registration(make_store: StoreFa
     got = reader.scan_group("users").collect()
     assert got.get_column("user_id").to_list() == [5] and got.schema["age"] == pl.String
     assert [w.table_version for w in reader.list_writes("users")] == [1]
+
+
+def test_a_reader_caching_results_is_not_served_the_deleted_tables_values(make_store: StoreFactory) -> None:
+    writer = make_store("delta", metadata_cache_ttl_seconds=0)
+    writer.register_features(users_schema())
+    writer.write_features("users", users_frame([1], [0], [30]))
+    reader = make_store("delta", metadata_cache_ttl_seconds=0)  # its result cache is on
+    assert reader.get_features(["age"], {"user_id": [1]}).collect()["age"].to_list() == [30]
+    assert reader.get_features(["age"], {"user_id": [1]}).collect()["age"].to_list() == [30]
+    assert reader.last_read_info is not None and reader.last_read_info.cached
+    writer.delete_feature_group("users")
+    writer.register_features(users_schema())  # the same group version and table version again
+    writer.write_features("users", users_frame([1], [0], [99]))
+    assert reader.get_features(["age"], {"user_id": [1]}).collect()["age"].to_list() == [99]
+    assert reader.last_read_info is not None and not reader.last_read_info.cached
