@@ -187,7 +187,8 @@ class Workbench:
 
         ``online`` selects the hybrid store too, with every write synced online: it serves
         online reads from the online store, and historical reads of online-only groups (no
-        offline rows, no virtual definition) from the online latest row per entity.
+        offline rows, no virtual definition) from the online latest row per entity, as well as
+        their ``get_features`` reads that name the entities.
         """
         mode = self.config.mode
         if mode in (FeatureStoreMode.HYBRID, FeatureStoreMode.ONLINE):

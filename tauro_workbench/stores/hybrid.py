@@ -43,7 +43,7 @@ from loguru import logger
 
 from tauro_workbench.config import FeatureStoreConfig
 from tauro_workbench.exceptions import ConfigurationError, PointInTimeError
-from tauro_workbench.frames import FrameLike, to_dataframe
+from tauro_workbench.frames import FrameLike, to_dataframe, to_utc
 from tauro_workbench.monitoring.events import RouteChanged
 from tauro_workbench.retrieval import ReadPlan, plan_read
 from tauro_workbench.schema import FeatureGroupSchema
@@ -67,6 +67,7 @@ __all__ = ["HybridFeatureStore", "RouteMetrics"]
 
 _SYNC_DOCUMENT = "online_sync"  # see stores/online_serving.py
 _UNSEEN = object()
+_AT = "__tauro_read_at"  # the instant column of an online-only latest read
 
 
 def _is_many(value: Any) -> bool:
@@ -156,17 +157,21 @@ class HybridFeatureStore(BaseFeatureStore):
         return DefaultRoutingPolicy(latency_ratio=self.config.hybrid.latency_ratio)
 
     # -- routing --------------------------------------------------------------------------
-    def route_facts(self, feature_group: str, *, request: RequestKind = "latest") -> RouteFacts:
+    def route_facts(
+        self, feature_group: str, *, request: RequestKind = "latest", entities_named: bool = False
+    ) -> RouteFacts:
         """Gather the facts the policy decides ``feature_group``'s route from (reads metadata only).
+
+        ``entities_named``: the read names its entities (see :class:`RouteFacts`).
 
         Example:
             >>> hybrid.route_facts("user_features").estimated_rows  # doctest: +SKIP
             500
         """
         schema = self.metadata.get_feature_group(feature_group)
-        return self._facts(schema, request)
+        return self._facts(schema, request, entities_named=entities_named)
 
-    def _facts(self, schema: FeatureGroupSchema, request: RequestKind) -> RouteFacts:
+    def _facts(self, schema: FeatureGroupSchema, request: RequestKind, *, entities_named: bool) -> RouteFacts:
         name = schema.name
         virtual_ok, rows, changed = False, None, None
         document = self.metadata.find_document(VIRTUAL_DEFINITION_KIND, name)
@@ -175,7 +180,7 @@ class HybridFeatureStore(BaseFeatureStore):
         materialized_at = self.metadata.get_last_updated(name, schema.version)
         online_ok = (request == "online" or not virtual_ok) and self._online_holds(schema, materialized_at)
         materialized = materialized_at is not None
-        if materialized and online_ok and not virtual_ok and request == "historical":
+        if materialized and online_ok and not virtual_ok and (request == "historical" or entities_named):
             materialized = self.materialized._table(schema).exists()  # False: online-only
         return RouteFacts(
             group=name,
@@ -189,6 +194,7 @@ class HybridFeatureStore(BaseFeatureStore):
             freshness_requirement=self.config.hybrid.freshness_for(name, schema.tags),
             virtual_available=virtual_ok,
             online_available=online_ok,
+            entities_named=entities_named,
             latency_seconds=self.metrics.latencies(name),
         )
 
@@ -201,11 +207,13 @@ class HybridFeatureStore(BaseFeatureStore):
         synced = doc.get("status") == "ok" and doc.get("version") == schema.version
         return synced or (cfg.sync_to_online and materialized_at is not None)
 
-    def _decide(self, schema: FeatureGroupSchema, request: RequestKind) -> Route:
-        route = self.policy.decide(self._facts(schema, request))
+    def _decide(
+        self, schema: FeatureGroupSchema, request: RequestKind, *, entities_named: bool = False
+    ) -> Route:
+        route = self.policy.decide(self._facts(schema, request, entities_named=entities_named))
         if not isinstance(route, Route) or route.target not in ("materialized", "virtual", "online"):
             raise ConfigurationError(f"routing policy {self.policy!r} returned {route!r}, not a Route.")
-        if route.target == "online" and request not in ("online", "historical"):
+        if route.target == "online" and request not in ("online", "historical") and not entities_named:
             raise ConfigurationError(
                 f"routing policy {getattr(self.policy, 'name', self.policy)!r} sent a {request} read of "
                 f"{schema.name!r} online; only online reads can be served there.",
@@ -214,11 +222,14 @@ class HybridFeatureStore(BaseFeatureStore):
 
     @contextmanager
     def _reading(
-        self, schemas: Mapping[str, FeatureGroupSchema], request: RequestKind
+        self, schemas: Mapping[str, FeatureGroupSchema], request: RequestKind, *, entities_named: bool = False
     ) -> Iterator[dict[str, Route]]:
         """Decide the routes of a read and publish route changes; after a successful read, start
         the materializations it made due (so they never compete with the read itself)."""
-        routes = {name: self._decide(schema, request) for name, schema in schemas.items()}
+        routes = {
+            name: self._decide(schema, request, entities_named=entities_named)
+            for name, schema in schemas.items()
+        }
         for route in routes.values():
             self._observe(route)
         self.last_routes = dict(routes)
@@ -260,7 +271,8 @@ class HybridFeatureStore(BaseFeatureStore):
 
         Args:
             feature_names: The features of the read.
-            entity_ids: The read's entities (checked; they do not change the route).
+            entity_ids: The read's entities (an online-only group is read online only when
+                they are named).
             point_in_time: The read's instant (a ``point_in_time`` request when given).
             request: ``latest``, ``point_in_time``, ``historical`` or ``online`` (default from
                 ``point_in_time``).
@@ -281,7 +293,8 @@ class HybridFeatureStore(BaseFeatureStore):
         if kind not in REQUEST_KINDS:
             raise ConfigurationError(f"unknown request kind {kind!r}; valid kinds: {list(REQUEST_KINDS)}")
         schemas = plan_read(self.metadata, feature_names, entity_ids=entity_ids).schemas
-        routes = {name: self._decide(schema, kind) for name, schema in schemas.items()}
+        named = entity_ids is not None and kind in ("latest", "point_in_time")
+        routes = {name: self._decide(schema, kind, entities_named=named) for name, schema in schemas.items()}
         return next(iter(routes.values())) if len(routes) == 1 else routes
 
     @staticmethod
@@ -347,9 +360,10 @@ class HybridFeatureStore(BaseFeatureStore):
                 f"{sorted({tuple(s.entity_keys) for s in schemas.values()})}, so 'every entity' is undefined",
                 hint="Pass entity_ids with every key column.",
             )
-        with self._reading(schemas, "latest" if point_in_time is None else "point_in_time") as routes:
+        kind: RequestKind = "latest" if point_in_time is None else "point_in_time"
+        with self._reading(schemas, kind, entities_named=ids is not None) as routes:
             targets = list(dict.fromkeys(r.target for r in routes.values()))
-            if len(targets) == 1:
+            if len(targets) == 1 and targets[0] != "online":
                 store = self._store(targets[0])
                 names = self._names(plan)
                 frame = self._timed(
@@ -364,6 +378,12 @@ class HybridFeatureStore(BaseFeatureStore):
                 return cast(pl.DataFrame, frame).lazy()
             parts = {}
             for group, route in routes.items():
+                if route.target == "online":  # online-only, entities named: see stores/online_history.py
+                    assert ids is not None  # the policy routes it online only then
+                    parts[group] = self._timed(
+                        {group: route}, "online", self._online_latest, plan, group, ids, point_in_time
+                    )
+                    continue
                 store = self._store(route.target)
                 names = self._names(plan, group)
                 part_ids = None if ids is None else ids.select(schemas[group].entity_keys)
@@ -377,6 +397,28 @@ class HybridFeatureStore(BaseFeatureStore):
                     full_feature_names=full_feature_names,
                 )
             return _combine_latest(parts, schemas, ids).lazy()
+
+    def _online_latest(
+        self, plan: ReadPlan, group: str, ids: pl.DataFrame, point_in_time: datetime | None
+    ) -> pl.DataFrame:
+        """The online latest row of each requested entity of an online-only group.
+
+        As of ``point_in_time``; without it the latest row wins, its ttl counted back from now,
+        as in :meth:`MaterializedFeatureStore.get_features`.
+        """
+        request = plan.groups[group]
+        instant = datetime.now(UTC) if point_in_time is None else to_utc(point_in_time)
+        entity = ids.select(request.schema.entity_keys).with_columns(pl.lit(instant).alias(_AT))
+        joined = join_online_latest(
+            self.materialized.online,
+            request.schema,
+            request.features,
+            request.outputs,
+            entity,
+            _AT,
+            bounded=point_in_time is not None,
+        )
+        return joined.drop(_AT)
 
     def get_historical_features(
         self,

@@ -9,7 +9,9 @@ stored values when the row's event time is ``<=`` the entity row's time and, wit
 older than ``entity time - ttl``; otherwise nulls. Groups without an event time join the stored
 row unconditionally (as every store joins them).
 
-Online-only history is only as good as the latest value: an entity row older than the stored
+A ``get_features`` read naming its entities is served the same way, as of its instant (or
+now, with no upper bound: the latest row wins). Online-only history is only as good as the
+latest value: an entity row older than the stored
 row's event time gets nulls even if older values existed once, and rows the online store
 already expired (past the ttl relative to *now*) are gone.
 
@@ -39,6 +41,8 @@ def join_online_latest(
     outputs: Sequence[str],
     entity_df: pl.DataFrame,
     time_column: str,
+    *,
+    bounded: bool = True,
 ) -> pl.DataFrame:
     """Join the online latest row per entity onto ``entity_df`` as of each row's time.
 
@@ -48,6 +52,9 @@ def join_online_latest(
         features: Its features read, named ``outputs`` in the result.
         entity_df: The entity rows (the group's key columns and ``time_column``).
         time_column: The entity rows' time column.
+        bounded: With False, a stored row later than the entity row's time still counts (a
+            latest read: the latest row ever written wins; the ttl still counts back from the
+            entity row's time).
 
     Returns:
         ``entity_df`` (same rows, same order) with one column per output.
@@ -78,7 +85,9 @@ def join_online_latest(
             else (pl.col(time_column))
         )
         at_us = at.dt.epoch("us")
-        live = pl.col(_EVENT).is_not_null() & (pl.col(_EVENT) <= at_us)
+        live = pl.col(_EVENT).is_not_null()
+        if bounded:
+            live = live & (pl.col(_EVENT) <= at_us)
         if schema.ttl is not None:
             live = live & (pl.col(_EVENT) >= at_us - int(schema.ttl.total_seconds() * 1_000_000))
     return joined.with_columns(

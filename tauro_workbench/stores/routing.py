@@ -11,7 +11,8 @@ The :class:`DefaultRoutingPolicy`, in order:
 2. a group that is not virtual (or whose sources are unavailable) is read from its table; a
    ``historical`` read of an *online-only* group (no offline rows, online holds it) goes
    online: the online latest row per entity joined as of each entity row
-   (:mod:`~tauro_workbench.stores.online_history`);
+   (:mod:`~tauro_workbench.stores.online_history`), and so does a ``latest`` or
+   ``point_in_time`` read of one that names its entities;
 3. a virtual group with no materialized data is computed on demand;
 4. a materialized copy that lags its sources by more than the group's freshness requirement
    is bypassed: the virtual definition gives fresh values;
@@ -67,6 +68,8 @@ class RouteFacts:
         freshness_requirement: How far the materialized copy may lag its sources (None: any).
         virtual_available: The group has a virtual definition whose sources are readable.
         online_available: The online store holds the group's latest values.
+        entities_named: A ``latest`` or ``point_in_time`` read names its entities (the online
+            store can be asked for them; it cannot list every entity).
         latency_seconds: Mean measured read latency per route (``"materialized"``, ...).
     """
 
@@ -81,6 +84,7 @@ class RouteFacts:
     freshness_requirement: timedelta | None = None
     virtual_available: bool = False
     online_available: bool = False
+    entities_named: bool = False
     latency_seconds: Mapping[str, float] = field(default_factory=dict)
 
     @property
@@ -213,11 +217,25 @@ class DefaultRoutingPolicy:
                     "latest row per entity as of each entity row (history only as good as the latest value)"
                 )
                 return self._route("online", reasons, facts)
+            elif (
+                facts.request in ("latest", "point_in_time")
+                and facts.online_available
+                and facts.entities_named
+            ):
+                reasons.append(
+                    f"group {g} is online-only (no virtual definition, no offline rows): reading the online "
+                    "latest row of each requested entity, under the ttl as of the read's instant"
+                )
+                return self._route("online", reasons, facts)
             else:
                 reasons.append(
                     f"group {g} has no readable virtual definition and no materialized data: "
                     "the materialized store answers"
                 )
+                if facts.online_available and facts.request in ("latest", "point_in_time"):
+                    reasons.append(
+                        "the online store holds it but cannot list every entity: name the entities"
+                    )
             return self._route("materialized", reasons, facts)
         size = self._size(facts)
         if not facts.materialized:

@@ -1,4 +1,4 @@
-"""Historical reads of an online-only group: the online latest row per entity, joined as of.
+"""Reads of an online-only group: the online latest row per entity, joined as of.
 
 An online-only group has no virtual definition and no offline rows (here: its Delta table is
 deleted after the write synced it online). The hybrid router sends its historical reads online;
@@ -68,9 +68,9 @@ entity_rows = st.lists(st.tuples(st.integers(0, 4), st.integers(-24, 24 * 8)), m
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=rows, entities=entity_rows)
+@given(rows=rows, entities=entity_rows, instant=st.integers(-24, 24 * 8))
 def test_online_only_history_matches_the_oracle_over_the_latest_rows(
-    tmp_path_factory, rows: list[tuple[int, int, float]], entities: list[tuple[int, int]]
+    tmp_path_factory, rows: list[tuple[int, int, float]], entities: list[tuple[int, int]], instant: int
 ) -> None:
     hybrid = build(tmp_path_factory.mktemp("online_only"))
     features = pl.DataFrame(
@@ -98,6 +98,13 @@ def test_online_only_history_matches_the_oracle_over_the_latest_rows(
     assert_frame_equal(got, oracle_point_in_time(entity, latest, spec))
     assert hybrid.last_routes["scores"].target == "online"
     assert hybrid.metrics.snapshot()["reads"] == {"online": 1}
+
+    # get_features naming its entities reads them online too, as of its instant
+    ids = entity.select("user_id")
+    at = BASE + timedelta(hours=instant)
+    assert hybrid.explain("scores.score", ids, at).target == "online"
+    expected = oracle_point_in_time(ids.with_columns(at=pl.lit(at)), latest, spec).drop("at")
+    assert_frame_equal(hybrid.get_features(["scores.score"], ids, at).collect(), expected)
     hybrid.virtual.executor.close()
 
 
@@ -146,6 +153,18 @@ def test_online_only_group_joins_with_a_materialized_group_in_one_call(
         "users": "materialized",
         "scores": "online",
     }
-    # a latest-value read is not routed online (the contract of get_features is the offline one)
+    # a read of every entity cannot go online (the online store cannot list them)
     assert hybrid.explain("scores.score").target == "materialized"
+    # naming the entities, latest values come from the online store, the other group offline
+    ids = {"user_id": [1, 2, 3]}
+    latest = hybrid.get_features(["users.age", "scores.score"], ids).collect()
+    assert latest.rows() == [(1, 30, 2.0), (2, 40, 3.0), (3, None, None)]
+    assert {g: r.target for g, r in hybrid.last_routes.items()} == {
+        "users": "materialized",
+        "scores": "online",
+    }
+    early = hybrid.get_features(["users.age", "scores.score"], ids, BASE + timedelta(hours=1)).collect()
+    assert early.rows() == [(1, 30, None), (2, 40, 3.0), (3, None, None)]  # +5h row is later
+    only = hybrid.get_features(["scores.score"], {"user_id": [2, 1]}).collect()
+    assert only.rows() == [(2, 3.0), (1, 2.0)]
     hybrid.virtual.executor.close()

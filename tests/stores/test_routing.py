@@ -147,11 +147,34 @@ CASES: list[tuple[str, RouteFacts, str, bool, str]] = [
         "reading its table",
     ),
     (
-        "latest read of an online-only group: not online (no entity list to ask it)",
+        "latest read of every entity of an online-only group: not online (no entity list to ask it)",
         replace(BASE, request="latest", virtual_available=False, materialized=False, online_available=True),
         "materialized",
         False,
-        "no materialized data",
+        "cannot list every entity",
+    ),
+    (
+        "latest read naming its entities of an online-only group: online",
+        replace(
+            BASE,
+            request="latest",
+            virtual_available=False,
+            materialized=False,
+            online_available=True,
+            entities_named=True,
+        ),
+        "online",
+        False,
+        "latest row of each requested entity",
+    ),
+    (
+        "point-in-time read naming its entities of a stored group online also holds: its table",
+        replace(
+            BASE, request="point_in_time", virtual_available=False, online_available=True, entities_named=True
+        ),
+        "materialized",
+        False,
+        "reading its table",
     ),
 ]
 
@@ -227,6 +250,7 @@ facts_strategy = st.builds(
     freshness_requirement=st.one_of(st.none(), st.integers(0, 48).map(lambda h: h * HOUR)),
     virtual_available=st.booleans(),
     online_available=st.booleans(),
+    entities_named=st.booleans(),
     latency_seconds=st.dictionaries(
         st.sampled_from(["materialized", "virtual"]), st.floats(0.001, 10, allow_nan=False)
     ),
@@ -241,9 +265,12 @@ def test_policy_invariants(facts: RouteFacts, ratio: float | None) -> None:
     assert route.reasons and all(isinstance(r, str) and r for r in route.reasons)
     if route.target == "online":
         assert facts.online_available
-        # historical reads go online only for an online-only group (nothing else holds its rows)
+        # other reads go online only for an online-only group (nothing else holds its rows), and
+        # latest / point-in-time reads only when they name their entities
         assert facts.request == "online" or (
-            facts.request == "historical" and not facts.materialized and not facts.virtual_available
+            not facts.materialized
+            and not facts.virtual_available
+            and (facts.request == "historical" or facts.entities_named)
         )
     if route.target == "virtual":
         assert facts.virtual_available  # never compute what cannot be computed
