@@ -43,14 +43,14 @@ from loguru import logger
 
 from tauro_workbench.config import FeatureStoreConfig
 from tauro_workbench.exceptions import ConfigurationError, PointInTimeError
-from tauro_workbench.frames import FrameLike, to_dataframe, to_utc
+from tauro_workbench.frames import FrameLike, to_dataframe
 from tauro_workbench.monitoring.events import RouteChanged
 from tauro_workbench.retrieval import ReadPlan, plan_read
 from tauro_workbench.schema import FeatureGroupSchema
 from tauro_workbench.stores.auto_materialize import MaterializationScheduler
 from tauro_workbench.stores.base import VIRTUAL_DEFINITION_KIND, BaseFeatureStore, HealthReport
 from tauro_workbench.stores.materialized import MaterializedFeatureStore
-from tauro_workbench.stores.online_history import join_online_latest
+from tauro_workbench.stores.online_history import join_online_latest, read_online_latest
 from tauro_workbench.stores.route_metrics import RouteMetrics
 from tauro_workbench.stores.routing import (
     REQUEST_KINDS,
@@ -67,7 +67,6 @@ __all__ = ["HybridFeatureStore", "RouteMetrics"]
 
 _SYNC_DOCUMENT = "online_sync"  # see stores/online_serving.py
 _UNSEEN = object()
-_AT = "__tauro_read_at"  # the instant column of an online-only latest read
 
 
 def _is_many(value: Any) -> bool:
@@ -381,7 +380,13 @@ class HybridFeatureStore(BaseFeatureStore):
                 if route.target == "online":  # online-only, entities named: see stores/online_history.py
                     assert ids is not None  # the policy routes it online only then
                     parts[group] = self._timed(
-                        {group: route}, "online", self._online_latest, plan, group, ids, point_in_time
+                        {group: route},
+                        "online",
+                        read_online_latest,
+                        self.materialized.online,
+                        plan.groups[group],
+                        ids,
+                        point_in_time,
                     )
                     continue
                 store = self._store(route.target)
@@ -397,28 +402,6 @@ class HybridFeatureStore(BaseFeatureStore):
                     full_feature_names=full_feature_names,
                 )
             return _combine_latest(parts, schemas, ids).lazy()
-
-    def _online_latest(
-        self, plan: ReadPlan, group: str, ids: pl.DataFrame, point_in_time: datetime | None
-    ) -> pl.DataFrame:
-        """The online latest row of each requested entity of an online-only group.
-
-        As of ``point_in_time``; without it the latest row wins, its ttl counted back from now,
-        as in :meth:`MaterializedFeatureStore.get_features`.
-        """
-        request = plan.groups[group]
-        instant = datetime.now(UTC) if point_in_time is None else to_utc(point_in_time)
-        entity = ids.select(request.schema.entity_keys).with_columns(pl.lit(instant).alias(_AT))
-        joined = join_online_latest(
-            self.materialized.online,
-            request.schema,
-            request.features,
-            request.outputs,
-            entity,
-            _AT,
-            bounded=point_in_time is not None,
-        )
-        return joined.drop(_AT)
 
     def get_historical_features(
         self,

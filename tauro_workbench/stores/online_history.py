@@ -22,16 +22,20 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import polars as pl
 
+from tauro_workbench.frames import to_utc
 from tauro_workbench.online.base import OnlineStore
+from tauro_workbench.retrieval import GroupRequest
 from tauro_workbench.schema import FeatureGroupSchema
 
-__all__ = ["join_online_latest"]
+__all__ = ["join_online_latest", "read_online_latest"]
 
 _EVENT = "__tauro_online_event_us"
 _ROW = "__tauro_online_row"
+_AT = "__tauro_online_read_at"
 
 
 def join_online_latest(
@@ -93,3 +97,28 @@ def join_online_latest(
     return joined.with_columns(
         [pl.when(live).then(pl.col(o)).otherwise(None).alias(o) for o in outputs]
     ).select([*entity_df.columns, *outputs])
+
+
+def read_online_latest(
+    online: OnlineStore, request: GroupRequest, ids: pl.DataFrame, point_in_time: datetime | None
+) -> pl.DataFrame:
+    """Return the online latest row of each entity in ``ids`` (``get_features`` of the group).
+
+    As of ``point_in_time``; without it the latest row wins, its ttl counted back from now, as
+    in :meth:`~tauro_workbench.stores.materialized.MaterializedFeatureStore.get_features`.
+
+    Returns:
+        The key columns (one row per row of ``ids``, in order) then ``request.outputs``.
+    """
+    instant = datetime.now(UTC) if point_in_time is None else to_utc(point_in_time)
+    entity = ids.select(request.schema.entity_keys).with_columns(pl.lit(instant).alias(_AT))
+    joined = join_online_latest(
+        online,
+        request.schema,
+        request.features,
+        request.outputs,
+        entity,
+        _AT,
+        bounded=point_in_time is not None,
+    )
+    return joined.drop(_AT)
